@@ -1,0 +1,277 @@
+"""The allowlist policy: which classes may be rebuilt and which pickle globals may load.
+
+One :class:`Policy` serves the serializer (what an in-flow load may rebuild), the
+scanner (how each pickle import is graded) and the production loader (what the
+restricted unpickler and the manifest decoder admit).
+
+Two kinds of allowlist entries exist:
+
+* ``class`` entries name classes that may be rebuilt from state (``cls.__new__`` plus
+  ``__setstate__``/``__dict__``). A safeart manifest can name nothing else.
+* ``callable`` entries name reconstructor functions that legacy pickles call
+  (``torch._utils._rebuild_tensor_v2``, ``numpy.core.multiarray._reconstruct``). They
+  matter only to the scanner and the restricted unpickler; a manifest can never name them.
+
+Names are matched exactly (``module.qualname``); there are no wildcards, so an entry never
+admits more than the one object it names. A :data:`~safeart.policy.dangerous` denylist only
+grades scan findings: allowed, dangerous (a known code-execution or I/O primitive) or
+unknown (neither: still refused by default).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Mapping, Union
+
+from ..errors import ConfigError, PolicyError
+from ..limits import Limits
+from . import dangerous as _dangerous
+
+__all__ = ["Grade", "Rule", "Verdict", "Policy", "AllowSpec", "qualified_name"]
+
+Kind = Literal["class", "callable"]
+
+
+class Grade(str, enum.Enum):
+    """Severity of a class or global, in increasing order of concern."""
+
+    ALLOWED = "allowed"
+    UNKNOWN = "unknown"
+    DANGEROUS = "dangerous"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+
+_RANKS = {Grade.ALLOWED: 0, Grade.UNKNOWN: 1, Grade.DANGEROUS: 2}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One allowlist entry: an exact ``module.qualname`` and why it is safe."""
+
+    name: str
+    reason: str = "allowed by the user"
+    kind: Kind = "class"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How the policy grades one name."""
+
+    grade: Grade
+    name: str
+    reason: str
+
+
+#: What ``allow=`` accepts: a class object, a name, a ``(name, reason)`` pair or a Rule.
+AllowSpec = Union[type, str, "tuple[str, str]", Rule]
+
+
+def qualified_name(cls: type) -> str:
+    """The name safeart records for ``cls``: ``module.qualname``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _to_rule(spec: AllowSpec) -> Rule:
+    if isinstance(spec, Rule):
+        return spec
+    if isinstance(spec, type):
+        return Rule(qualified_name(spec), "passed as a class object by the caller")
+    if isinstance(spec, str):
+        return Rule(spec)
+    if isinstance(spec, tuple) and len(spec) == 2 and all(isinstance(s, str) for s in spec):
+        return Rule(spec[0], spec[1])
+    raise ConfigError(
+        f"cannot use {spec!r} as an allowlist entry",
+        hint="pass a class, a 'module.Class' string, a (name, reason) pair or a safeart.Rule",
+    )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An immutable allowlist plus resource limits.
+
+    Build one with :meth:`Policy.default`, ``Policy(allow=[Net])`` (defaults included),
+    :meth:`extend`, or :func:`safeart.policy.load_policy` from TOML.
+
+    Args:
+        allow: Extra classes allowed, as class objects, names, ``(name, reason)`` pairs or
+            :class:`Rule` objects.
+        aliases: Recorded name -> class (or class name) that stands for it, e.g.
+            ``{"__main__.Net": mypkg.models.Net}`` for models defined in a flow file.
+            A class object in ``allow`` also stands for ``__main__.<its qualname>``.
+        include_defaults: Start from the built-in allowlist (torch.nn layers, numpy and
+            torch reconstructors, plain containers). ``False`` gives an empty allowlist.
+        trust_main: Allow classes *defined in* the running ``__main__`` module. Used inside
+            a Metaflow task, whose ``__main__`` is the flow file being executed.
+        limits: Resource limits for decoding and scanning.
+    """
+
+    allow: Iterable[AllowSpec] = ()
+    aliases: Mapping[str, Union[type, str]] = field(default_factory=dict)
+    include_defaults: bool = True
+    trust_main: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        from .defaults import DEFAULT_RULES
+
+        user = [_to_rule(s) for s in self.allow]
+        rules: dict[str, Rule] = {}
+        for rule in (list(DEFAULT_RULES) if self.include_defaults else []) + user:
+            rules[rule.name] = rule
+        aliases: dict[str, Union[type, str]] = {}
+        for spec in self.allow:
+            if isinstance(spec, type) and spec.__module__ != "__main__":
+                aliases.setdefault(f"__main__.{spec.__qualname__}", spec)
+        aliases.update(self.aliases)
+        for recorded, target in aliases.items():
+            target_name = qualified_name(target) if isinstance(target, type) else target
+            rules.setdefault(target_name, Rule(target_name, f"alias target of {recorded}"))
+        object.__setattr__(self, "allow", tuple(user))
+        object.__setattr__(self, "aliases", aliases)
+        object.__setattr__(self, "_rules", rules)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def default(cls) -> "Policy":
+        """The built-in allowlist only."""
+        return cls()
+
+    def extend(
+        self,
+        allow: Iterable[AllowSpec] = (),
+        *,
+        aliases: Mapping[str, Union[type, str]] | None = None,
+        trust_main: bool | None = None,
+        limits: Limits | None = None,
+    ) -> "Policy":
+        """Return a new policy with more entries (and optionally other settings)."""
+        return Policy(
+            allow=tuple(self.allow) + tuple(allow),
+            aliases={**self.aliases, **(aliases or {})},
+            include_defaults=self.include_defaults,
+            trust_main=self.trust_main if trust_main is None else trust_main,
+            limits=limits or self.limits,
+        )
+
+    # -- queries --------------------------------------------------------------------------
+    @property
+    def rules(self) -> Mapping[str, Rule]:
+        """Every allowlist entry by name (defaults and user entries)."""
+        return dict(self._rules)  # type: ignore[attr-defined]
+
+    def rule_for(self, name: str, kind: Kind | None = None) -> Rule | None:
+        """The rule admitting ``name`` (optionally of ``kind``), or None."""
+        rule = self._rules.get(self.aliases_target(name))  # type: ignore[attr-defined]
+        if rule is None or (kind is not None and rule.kind != kind):
+            return None
+        return rule
+
+    def aliases_target(self, name: str) -> str:
+        """The name that stands for ``name`` after aliasing (``name`` itself if none)."""
+        target = self.aliases.get(name)
+        if target is None:
+            return name
+        return qualified_name(target) if isinstance(target, type) else target
+
+    def grade(self, module: str, name: str) -> Verdict:
+        """Grade a pickle global ``module`` + ``name`` (as the unpickler would import it).
+
+        Allowed only on an exact allowlist match. A dotted ``name`` (attribute traversal,
+        ``pathlib`` + ``os.system``) is never allowed unless spelled exactly in the list.
+        """
+        full = f"{module}.{name}"
+        rule = self.rule_for(full)
+        if rule is not None:
+            return Verdict(Grade.ALLOWED, full, rule.reason)
+        danger = _dangerous.reason_for(module, name)
+        if danger is not None:
+            return Verdict(Grade.DANGEROUS, full, danger)
+        if self.trust_main and module == "__main__" and "." not in name:
+            return Verdict(Grade.ALLOWED, full, "defined in the running flow file (__main__)")
+        return Verdict(Grade.UNKNOWN, full, "not on the allowlist")
+
+    def check_class(self, module: str, qualname: str, *, path: str = "") -> None:
+        """Audit a recorded class name without importing anything.
+
+        Raises:
+            PolicyError: the class is not allowed, with a hint saying how to allow it.
+        """
+        full = f"{module}.{qualname}"
+        if self.rule_for(full, "class") is not None:
+            return
+        if self.trust_main and module == "__main__":
+            return
+        raise PolicyError(
+            f"class {full} is not on the allowlist",
+            name=full,
+            path=path or None,
+            hint=self.how_to_allow(full),
+        )
+
+    def how_to_allow(self, full: str) -> str:
+        """One sentence telling the user exactly how to allow ``full``."""
+        if full.startswith("__main__."):
+            short = full.split(".", 1)[1]
+            return (
+                f"{full} was defined in a flow file or script; pass the class that stands "
+                f"for it: allow=[{short}] (a class object also stands for __main__.{short}), "
+                f"or aliases={{'{full}': 'yourpkg.module.{short}'}}, or in safeart.toml: "
+                f"[aliases] \"{full}\" = \"yourpkg.module.{short}\""
+            )
+        return (
+            f"if you trust it, pass allow=['{full}'] (or the class object), or add "
+            f"\"{full}\" to allow = [...] in safeart.toml / [tool.safeart]"
+        )
+
+    def resolve_class(self, module: str, qualname: str, *, path: str = "") -> type:
+        """Audit, then import and return the class a manifest names.
+
+        Importing the allowed class's module is the only code that runs. The object found
+        must be a class whose own ``module.qualname`` is exactly the allowed name.
+        """
+        self.check_class(module, qualname, path=path)
+        recorded = f"{module}.{qualname}"
+        target = self.aliases.get(recorded)
+        if isinstance(target, type):
+            return target
+        wanted = target if isinstance(target, str) else recorded
+        return _import_exact(wanted, recorded, path)
+
+
+def _import_exact(wanted: str, recorded: str, path: str) -> type:
+    """Import ``wanted`` (longest importable module prefix + attribute chain), exactly."""
+    parts = wanted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        modname = ".".join(parts[:cut])
+        try:
+            obj: object = sys.modules.get(modname) or importlib.import_module(modname)
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            break
+        if isinstance(obj, type) and qualified_name(obj) == wanted:
+            return obj
+        raise PolicyError(
+            f"{wanted} does not name a class defined under that name "
+            f"(found {type(obj).__name__} {getattr(obj, '__qualname__', obj)!r})",
+            name=recorded,
+            path=path or None,
+            hint="allowlist entries must name classes by their defining module",
+        )
+    raise PolicyError(
+        f"allowed class {wanted} cannot be imported in this environment",
+        name=recorded,
+        path=path or None,
+        hint=f"install the package that defines {wanted}, or map {recorded} to another "
+        "class with aliases=",
+    )
