@@ -1,0 +1,166 @@
+"""Metaflow pathspecs as scan targets: parse ``Flow[/run[/step[/task]]][:artifact]`` and
+resolve them to tasks through the Metaflow client.
+
+Enumeration goes through the client objects (``Flow``/``Run``/``Step``/``Task``), so it
+works with whichever metadata provider Metaflow is configured with (local or the metadata
+service) and never touches artifact data.
+
+Namespaces: a pathspec that names a run (or a step or task in it) is scanned whatever
+namespace it belongs to -- an ID is unambiguous and a security audit must not silently skip
+what it was asked to check. A bare flow name (all runs, ``latest``, ``last=N``) lists runs
+in the *current* Metaflow namespace (``user:$USERNAME`` by default, or whatever
+``metaflow.namespace()`` set), like ``Flow(...).runs()``; ``all_namespaces=True`` lists
+runs of every namespace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from metaflow import Run, Task
+
+__all__ = ["RunSpec", "parse_pathspec", "is_pathspec", "check_artifact_names", "resolve_tasks"]
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_ID = r"[^/:\s]+"
+_PATHSPEC = re.compile(
+    rf"^(?P<flow>{_IDENT})(?:/(?P<run>{_ID})(?:/(?P<step>{_IDENT})(?:/(?P<task>{_ID}))?)?)?"
+    rf"(?::(?P<artifact>{_IDENT}))?$"
+)
+_ARTIFACT = re.compile(rf"^{_IDENT}$")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A parsed Metaflow pathspec: a flow, optionally narrowed to a run, step, task and
+    one artifact (``Flow/run/step/task:name``)."""
+
+    flow: str
+    run: str | None = None
+    step: str | None = None
+    task: str | None = None
+    artifact: str | None = None
+
+    @property
+    def object_pathspec(self) -> str:
+        """The client pathspec of the object named (without ``:artifact``)."""
+        return "/".join(p for p in (self.flow, self.run, self.step, self.task) if p)
+
+    def __str__(self) -> str:
+        suffix = f":{self.artifact}" if self.artifact else ""
+        return self.object_pathspec + suffix
+
+
+def is_pathspec(text: str) -> bool:
+    """True when ``text`` is shaped like a Metaflow pathspec (``Flow``, ``Flow/run`` ...)."""
+    return _PATHSPEC.match(text) is not None
+
+
+def parse_pathspec(text: str) -> RunSpec:
+    """Parse ``Flow``, ``Flow/run``, ``Flow/run/step``, ``Flow/run/step/task`` or any of
+    them followed by ``:artifact`` (only after a task).
+
+    Raises:
+        ConfigError: ``text`` is not a pathspec of one of these forms.
+    """
+    match = _PATHSPEC.match(text)
+    if match is None:
+        raise ConfigError(
+            f"{text!r} is neither an existing file nor a Metaflow pathspec",
+            hint="use Flow, Flow/run, Flow/run/step, Flow/run/step/task or "
+            "Flow/run/step/task:artifact",
+        )
+    spec = RunSpec(**match.groupdict())
+    if spec.artifact and not spec.task:
+        raise ConfigError(
+            f"{text!r}: ':artifact' needs a task pathspec (Flow/run/step/task:artifact)",
+            hint="to pick an artifact in every task, use --artifact NAME",
+        )
+    return spec
+
+
+def check_artifact_names(names: Iterable[str]) -> tuple[str, ...]:
+    """Validate ``--artifact`` names (Python identifiers); return them as a tuple."""
+    out = tuple(names)
+    for name in out:
+        if not _ARTIFACT.match(name):
+            raise ConfigError(f"{name!r} is not an artifact name (a Python identifier)")
+    return out
+
+
+def resolve_tasks(
+    spec: RunSpec,
+    *,
+    latest: bool = False,
+    last: int | None = None,
+    all_namespaces: bool = False,
+) -> list["Task"]:
+    """The client ``Task`` objects ``spec`` names, oldest run first, in step order.
+
+    Args:
+        spec: The parsed pathspec.
+        latest: With a bare flow name: only its most recent run.
+        last: With a bare flow name: only its ``last`` most recent runs.
+        all_namespaces: With a bare flow name: list runs of every namespace.
+
+    Raises:
+        ConfigError: bad option combination, or the flow/run/step/task does not exist.
+    """
+    from metaflow import Flow, Run, Step, Task
+    from metaflow.exception import MetaflowException
+
+    if (latest or last is not None) and spec.run is not None:
+        raise ConfigError(
+            f"--latest/--last select runs of a flow; {spec} already names a run",
+            hint=f"pass the bare flow name: {spec.flow}",
+        )
+    if last is not None and last < 1:
+        raise ConfigError(f"--last must be a positive number of runs, got {last}")
+    try:
+        if spec.task is not None:
+            return [Task(spec.object_pathspec, _namespace_check=False)]
+        if spec.step is not None:
+            return _step_tasks(Step(spec.object_pathspec, _namespace_check=False))
+        if spec.run is not None:
+            return _run_tasks(Run(spec.object_pathspec, _namespace_check=False))
+        runs = _flow_runs(Flow(spec.flow), 1 if latest else last, all_namespaces)
+    except MetaflowException as exc:
+        raise ConfigError(
+            f"{spec.object_pathspec}: {exc.headline}: {exc.message}",
+            hint="check the pathspec and the Metaflow configuration (METAFLOW_PROFILE, "
+            "metadata service, datastore root) this command runs with",
+        ) from None
+    if not runs:
+        raise ConfigError(
+            f"flow {spec.flow} has no runs" + ("" if all_namespaces else " in this namespace"),
+            hint=None if all_namespaces else "pass --all-namespaces to list every run",
+        )
+    return [task for run in reversed(runs) for task in _run_tasks(run)]
+
+
+def _flow_runs(flow: object, limit: int | None, all_namespaces: bool) -> list["Run"]:
+    """The flow's runs, newest first (at most ``limit``)."""
+    from metaflow import Flow
+
+    if all_namespaces:
+        flow = Flow(flow.pathspec, _namespace_check=False)  # type: ignore[attr-defined]
+    runs: list["Run"] = []
+    for run in flow:  # type: ignore[attr-defined]
+        runs.append(run)
+        if limit is not None and len(runs) >= limit:
+            break
+    return runs
+
+
+def _run_tasks(run: "Run") -> list["Task"]:
+    # The client lists children newest first; scan in execution order.
+    return [task for step in reversed(list(run)) for task in _step_tasks(step)]
+
+
+def _step_tasks(step: Iterable["Task"]) -> list["Task"]:
+    return sorted(step, key=lambda t: (t.created_at, t.id))
