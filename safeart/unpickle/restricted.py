@@ -1,0 +1,248 @@
+"""The restricted unpickler: CPython's C ``pickle.Unpickler`` with an allowlist ``find_class``.
+
+Everything a pickle can import goes through :meth:`LoadSession.resolve`, which
+
+1. applies CPython's ``_compat_pickle`` renaming exactly when CPython would (protocol < 3),
+   so the name that is graded is the name that is imported;
+2. grades that name with the policy and refuses anything not ``allowed``;
+3. imports the object and checks it is what the allow rule names (see :func:`_resolve_callable`
+   and :meth:`~safeart.policy.Policy.resolve_class`);
+4. swaps ``torch.storage._load_from_bytes`` for safeart's restricted torch-stream reader.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import importlib
+import io
+import pickle
+import reprlib
+from typing import Any, Callable, NoReturn, TypeVar
+
+from ..errors import FormatError, LimitExceeded, PolicyError, SafeartError
+from ..policy import Grade, Policy
+
+__all__ = ["LoadSession", "RestrictedUnpickler", "load_one"]
+
+T = TypeVar("T")
+
+#: Calls ``torch.load(weights_only=False)`` on nested bytes; always replaced, never returned.
+TORCH_LOAD_FROM_BYTES = "torch.storage._load_from_bytes"
+
+_DANGEROUS_HINT = (
+    "{name} is a known code-execution, file, process or network primitive: do not allow it. "
+    "Treat this artifact as malicious; re-create it from trusted code instead of loading it."
+)
+_FUNCTION_HINT = (
+    "; a reconstructor function needs kind 'callable': Rule('{name}', reason, "
+    "kind='callable'), or {{ name = \"{name}\", kind = \"callable\" }} in TOML"
+)
+
+
+def short_repr(value: object) -> str:
+    """A bounded repr of an attacker-controlled value, for error messages."""
+    return reprlib.repr(value)
+
+
+def _own_parts(obj: object) -> tuple[str, str] | None:
+    """``(obj.__module__, obj.__qualname__)`` when both are strings, else None."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        return module, qualname
+    return None
+
+
+def _own_name(obj: object) -> str | None:
+    """The ``module.qualname`` an object declares for itself, if any."""
+    parts = _own_parts(obj)
+    return ".".join(parts) if parts else None
+
+
+def _lookup(module: str, qualname: str) -> object:
+    """What CPython's ``find_class`` returns: import ``module``, then walk ``qualname``."""
+    obj: object = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _resolve_callable(policy: Policy, module: str, name: str) -> object:
+    """Import an allowed reconstructor and check it is the object its rule names.
+
+    The object's own ``__module__.__qualname__`` must equal the allowed name, or the object
+    must be a documented alias: its own name is an allowed callable too and resolves to the
+    very same object (``numpy.core.multiarray._reconstruct`` is
+    ``numpy._core.multiarray._reconstruct`` under numpy 2).
+    """
+    full = f"{module}.{name}"
+    try:
+        obj = _lookup(module, name)
+    except (ImportError, AttributeError) as exc:
+        raise PolicyError(
+            f"allowed global {full} cannot be imported in this environment ({exc})",
+            name=full,
+            hint=f"install the package that defines {full} (the versions that wrote the artifact)",
+        ) from None
+    parts = _own_parts(obj)
+    own = ".".join(parts) if parts else None
+    if own == full:
+        return obj
+    if parts and own and policy.rule_for(own, "callable") is not None:
+        try:
+            if _lookup(*parts) is obj:
+                return obj
+        except (ImportError, AttributeError):
+            pass
+    raise PolicyError(
+        f"{full} resolves to {own or type(obj).__name__}, not to the object the allowlist names",
+        name=full,
+        hint="allowlist entries name objects by their defining module (module.qualname)",
+    )
+
+
+class LoadSession:
+    """State shared by the unpicklers of one restricted load (outer pickle and nested torch
+    streams): the policy, the artifact name, the nesting depth and the first refusal.
+
+    A refusal is remembered so that an allowed callable that catches the
+    :class:`~safeart.errors.PolicyError` cannot make the load succeed regardless.
+    """
+
+    def __init__(self, policy: Policy, artifact: str | None) -> None:
+        self.policy = policy
+        self.artifact = artifact
+        self.depth = 0
+        self.refusal: PolicyError | None = None
+
+    def _tag(self, error: SafeartError) -> SafeartError:
+        return error.with_artifact(self.artifact) if self.artifact else error
+
+    def refuse(self, error: PolicyError) -> NoReturn:
+        """Record ``error`` as this load's refusal (the first one wins) and raise it."""
+        self._tag(error)
+        if self.refusal is None:
+            self.refusal = error
+        raise error
+
+    def resolve(self, module: str, name: str, protocol: int) -> Any:
+        """Return the object a pickle global names, if the policy allows it, else refuse."""
+        if protocol < 3:  # what the C Unpickler's own find_class does (fix_imports=True)
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        verdict = self.policy.grade(module, name)
+        full = verdict.name
+        if verdict.grade is not Grade.ALLOWED:
+            if verdict.grade is Grade.DANGEROUS:
+                hint = _DANGEROUS_HINT.format(name=full)
+            elif module == "__main__":
+                hint = self.policy.how_to_allow(full)
+            else:
+                hint = self.policy.how_to_allow(full) + _FUNCTION_HINT.format(name=full)
+            self.refuse(
+                PolicyError(
+                    f"pickle global {full} is not allowed ({verdict.grade.value}: {verdict.reason})",
+                    name=full,
+                    hint=hint,
+                )
+            )
+        rule = self.policy.rule_for(full)
+        try:
+            if rule is None or rule.kind == "class":  # rule None: trust_main admits __main__.X
+                obj: object = self.policy.resolve_class(module, name)
+            else:
+                obj = _resolve_callable(self.policy, module, name)
+        except PolicyError as error:
+            self.refuse(error)
+        if _own_name(obj) == TORCH_LOAD_FROM_BYTES:
+            return self.torch_load_from_bytes
+        return obj
+
+    def torch_load_from_bytes(self, payload: object) -> Any:
+        """Stand-in for ``torch.storage._load_from_bytes``: a restricted torch-stream load."""
+        from .torch_legacy import load_legacy_stream
+
+        if self.depth >= self.policy.limits.max_nesting:
+            raise self._tag(
+                LimitExceeded(
+                    f"torch storage payloads nested deeper than {self.policy.limits.max_nesting}",
+                    hint="raise Limits.max_nesting only if you trust the artifact",
+                )
+            )
+        self.depth += 1
+        try:
+            return self.guard("torch storage payload", lambda: load_legacy_stream(payload, self))
+        finally:
+            self.depth -= 1
+
+    def guard(self, what: str, load: Callable[[], T]) -> T:
+        """Run ``load``; turn every failure into a SafeartError naming the artifact.
+
+        A recorded refusal always wins over whatever exception it caused downstream.
+        """
+        try:
+            result = load()
+        except Exception as exc:
+            error = self.refusal or (exc if isinstance(exc, SafeartError) else None)
+            if error is None:
+                if isinstance(exc, (pickle.UnpicklingError, EOFError)):
+                    error = FormatError(f"{what} is not a valid pickle: {exc}")
+                else:
+                    error = FormatError(
+                        f"{what} could not be rebuilt: {type(exc).__name__}: {exc}",
+                        hint="the bytes are malformed or were written by other library versions",
+                    )
+            self._tag(error)
+            if error is exc:
+                raise
+            raise error from exc
+        if self.refusal is not None:  # an allowed callable swallowed the PolicyError
+            raise self.refusal
+        return result
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """The C unpickler, admitting only globals the session's policy allows.
+
+    Persistent ids are refused: plain pickles (Metaflow's ``pickle-v4`` artifacts) never
+    contain them; they mean "ask an external loader", which only a known container may do.
+    """
+
+    def __init__(self, file: io.BytesIO, session: LoadSession, protocol: int) -> None:
+        super().__init__(file)
+        self._session = session
+        self._protocol = protocol
+
+    def find_class(self, module: str, name: str) -> Any:
+        return self._session.resolve(module, name, self._protocol)
+
+    def persistent_load(self, pid: Any) -> Any:
+        self._session.refuse(
+            PolicyError(
+                f"pickle persistent id {short_repr(pid)} refused: a plain pickle has none",
+                name=f"persistent id {short_repr(pid)}",
+                hint="this stream needs an external loader (torch.save / joblib files?); "
+                "convert it with the tool that wrote it, or re-create the artifact",
+            )
+        )
+
+
+def load_one(
+    stream: io.BytesIO,
+    session: LoadSession,
+    factory: Callable[[io.BytesIO, LoadSession, int], RestrictedUnpickler] = RestrictedUnpickler,
+) -> Any:
+    """Load the pickle starting at ``stream``'s position; the stream ends right after its STOP.
+
+    The protocol that decides ``_compat_pickle`` renaming is the one the leading PROTO opcode
+    declares (0 without one), as for CPython. CPython also honours a PROTO opcode in the middle
+    of a stream; safeart does not, which can only refuse more, never admit more: the graded name
+    is always the imported one.
+    """
+    start = stream.tell()
+    head = stream.read(2)
+    stream.seek(start)
+    protocol = head[1] if len(head) == 2 and head[0] == pickle.PROTO[0] else 0
+    return factory(stream, session, protocol).load()

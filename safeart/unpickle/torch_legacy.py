@@ -1,0 +1,181 @@
+"""Restricted reader for torch's legacy (non-zip) stream, the argument of
+``torch.storage._load_from_bytes``.
+
+Pickling a tensor with plain ``pickle`` pickles its storage as
+``torch.storage._load_from_bytes(torch.save(storage, _use_new_zipfile_serialization=False))``
+and torch loads that with ``torch.load(weights_only=False)``. This module reads the same
+stream (layout checked against ``torch/serialization.py`` ``_legacy_save``/``_legacy_load``
+of torch 2.13) with nested restricted unpicklers and builds storages itself:
+
+1. three small pickles: the magic number, the protocol version (1001) and ``sys_info``;
+2. the main pickle; its persistent ids are storage descriptors
+   ``('storage', torch.<X>Storage, key, location, numel, view_metadata)``;
+3. a pickle listing the storage keys;
+4. per key, in that order: an 8-byte little-endian element count, then the raw bytes.
+
+``torch.<X>Storage`` resolves to a :class:`StorageTag` (a dtype, never the class), so a
+stream cannot call storage constructors. Declared sizes are charged against the bytes that
+actually follow before anything is allocated, so a stream never allocates more than its own
+length. Storages are always rebuilt on the CPU, whatever device they were saved from.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import FormatError, UnsupportedVersion
+from .restricted import LoadSession, RestrictedUnpickler, load_one, short_repr
+
+__all__ = ["STORAGE_TYPES", "StorageTag", "load_legacy_stream"]
+
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+PROTOCOL_VERSION = 1001
+_COUNT_BYTES = 8
+
+#: ``torch.<name>`` storage classes of the legacy format -> ``torch.<dtype>`` they stand for
+#: (torch/storage.py ``_dtype_to_storage_type_map``). Nothing else is a storage type.
+STORAGE_TYPES: Mapping[str, str] = {
+    "DoubleStorage": "float64",
+    "FloatStorage": "float32",
+    "HalfStorage": "float16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "BFloat16Storage": "bfloat16",
+    "ComplexDoubleStorage": "complex128",
+    "ComplexFloatStorage": "complex64",
+    "QInt8Storage": "qint8",
+    "QInt32Storage": "qint32",
+    "QUInt8Storage": "quint8",
+    "QUInt4x2Storage": "quint4x2",
+    "QUInt2x4Storage": "quint2x4",
+}
+
+
+@dataclass(frozen=True)
+class StorageTag:
+    """What ``torch.<X>Storage`` means inside the stream: a dtype. Not callable."""
+
+    name: str
+    dtype: torch.dtype
+
+
+class _Storages:
+    """Storages declared by persistent ids, charged against the bytes that follow."""
+
+    def __init__(self, available: int) -> None:
+        self.available = available
+        self.declared: dict[str, tuple[torch.storage.TypedStorage, int]] = {}
+
+    def declare(self, pid: Any) -> torch.storage.TypedStorage:
+        if not (isinstance(pid, tuple) and len(pid) == 6 and isinstance(pid[0], str)):
+            raise FormatError(f"unsupported persistent id in torch stream: {short_repr(pid)}")
+        kind, tag, key, location, numel, view = pid
+        if kind != "storage" or not isinstance(tag, StorageTag):
+            raise FormatError(f"not a storage of a known type: {short_repr(pid)}")
+        if not (isinstance(key, str) and isinstance(location, str)):
+            raise FormatError("storage key and location must be strings")
+        if type(numel) is not int or numel < 0:
+            raise FormatError(f"invalid storage element count {short_repr(numel)}")
+        if view is not None:
+            raise FormatError("legacy storage views (view_metadata) are not supported")
+        if key in self.declared:
+            storage, known = self.declared[key]
+            if storage.dtype != tag.dtype or known != numel:
+                raise FormatError(f"storage {key!r:.40} declared twice with different shapes")
+            return storage
+        nbytes = numel * tag.dtype.itemsize
+        self.available -= _COUNT_BYTES + nbytes
+        if self.available < 0:
+            raise FormatError(
+                f"storage {key!r:.40} declares {nbytes} bytes, more than the stream holds"
+            )
+        untyped = torch.UntypedStorage(nbytes)  # filled in full by fill(), or discarded
+        storage = torch.storage.TypedStorage(wrap_storage=untyped, dtype=tag.dtype, _internal=True)
+        self.declared[key] = (storage, numel)
+        return storage
+
+    def fill(self, keys: Any, data: memoryview, stream: io.BytesIO) -> None:
+        """Copy each listed storage's raw bytes in; every declared storage exactly once."""
+        if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+            raise FormatError("torch stream storage key list is malformed")
+        if len(set(keys)) != len(keys) or set(keys) != set(self.declared):
+            raise FormatError("torch stream storage key list does not match its storages")
+        pos = stream.tell()
+        for key in keys:
+            storage, numel = self.declared[key]
+            nbytes = numel * storage.dtype.itemsize
+            end = pos + _COUNT_BYTES + nbytes
+            if end > len(data):
+                raise FormatError(f"torch stream truncated in storage {key!r:.40}")
+            count = int.from_bytes(data[pos : pos + _COUNT_BYTES], "little", signed=True)
+            if count != numel:
+                raise FormatError(f"storage {key!r:.40} holds {count} elements, declared {numel}")
+            if nbytes:
+                target = torch.empty(0, dtype=torch.uint8).set_(storage._untyped_storage)
+                target.numpy()[:] = np.frombuffer(data, np.uint8, nbytes, pos + _COUNT_BYTES)
+            pos = end
+        stream.seek(pos)
+
+
+class _MainUnpickler(RestrictedUnpickler):
+    """The main pickle: storage types become tags, persistent ids become storages."""
+
+    def __init__(
+        self, file: io.BytesIO, session: LoadSession, protocol: int, storages: _Storages
+    ) -> None:
+        super().__init__(file, session, protocol)
+        self._storages = storages
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in STORAGE_TYPES:
+            return StorageTag(name, getattr(torch, STORAGE_TYPES[name]))
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._storages.declare(pid)
+
+
+def _check_header(stream: io.BytesIO, session: LoadSession) -> None:
+    magic = load_one(stream, session)
+    if type(magic) is not int or magic != MAGIC_NUMBER:
+        raise FormatError("not a torch legacy stream (bad magic number)")
+    version = load_one(stream, session)
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise UnsupportedVersion(f"torch legacy stream protocol version {version!r:.40}")
+    sys_info = load_one(stream, session)
+    if not isinstance(sys_info, dict):
+        raise FormatError("torch legacy stream sys_info is malformed")
+    if sys_info.get("little_endian") is not True or sys.byteorder != "little":
+        raise UnsupportedVersion("big-endian torch legacy streams or hosts are not supported")
+
+
+def load_legacy_stream(payload: object, session: LoadSession) -> Any:
+    """Rebuild what ``torch.load`` would from a legacy stream, with restricted unpicklers.
+
+    Raises:
+        PolicyError: the stream names a global the session's policy does not allow.
+        FormatError: the stream is truncated, inconsistent or declares impossible sizes.
+    """
+    if not isinstance(payload, (bytes, bytearray)):
+        raise FormatError(f"torch storage payload must be bytes, got {type(payload).__name__}")
+    data = memoryview(payload)
+    stream = io.BytesIO(payload)
+    _check_header(stream, session)
+    storages = _Storages(len(data) - stream.tell())
+    result = load_one(
+        stream, session, lambda f, s, p: _MainUnpickler(f, s, p, storages)
+    )
+    storages.fill(load_one(stream, session), data, stream)
+    if stream.tell() != len(data):
+        raise FormatError(f"{len(data) - stream.tell()} trailing bytes after the torch stream")
+    return result
