@@ -185,8 +185,25 @@ _TORCH_NN_CLASSES = [
     "torch.nn.modules.upsampling.UpsamplingNearest2d",
 ]
 
+#: The minimal set a pickled DataFrame/Series with numeric, bool, object and string columns
+#: needs (pandas 3: checked by tests/unpickle). Datetime, categorical, period and interval
+#: columns need more entries; add them to your own policy after review.
+_PANDAS_CLASSES: dict[str, str] = {
+    "pandas.DataFrame": "rebuilt by __new__ + __setstate__ from its block manager and flags",
+    "pandas.Series": "rebuilt by __new__ + __setstate__ from its block manager and name",
+    "pandas.core.internals.managers.BlockManager": (
+        "holds axes and blocks of already-loaded arrays; __setstate__ only re-wraps them"
+    ),
+    "pandas.core.internals.managers.SingleBlockManager": "BlockManager with one block (Series)",
+    "pandas.Index": "index class handed to _new_Index, which builds it from loaded data",
+    "pandas.RangeIndex": "start/stop/step integers, evaluated lazily",
+    "pandas.StringDtype": "string dtype: a storage name ('python'/'pyarrow') and an NA value",
+    "pandas.arrays.StringArray": "numpy object array of str, restored by the NDArrayBacked unpickler",
+}
+
 _CLASSES: dict[str, str] = {
     **{name: _TORCH_NN_REASON for name in _TORCH_NN_CLASSES},
+    **_PANDAS_CLASSES,
 }
 
 _CALLABLES: dict[str, str] = {
@@ -214,6 +231,14 @@ _CALLABLES: dict[str, str] = {
     "numpy._core.multiarray.scalar": "numpy scalar from dtype and raw bytes",
     "numpy.ndarray": "array class; state is shape, dtype and raw bytes",
     "numpy.dtype": "dtype descriptor from a type code",
+    "pandas._libs.internals._unpickle_block": "wraps a loaded array in a Block at given positions",
+    "pandas.core.indexes.base._new_Index": (
+        "cls.__new__(cls, **d): cls must be a class the policy already admitted"
+    ),
+    "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked": (
+        "Cython reconstructor: NDArrayBacked.__new__(cls) (cls must subclass NDArrayBacked) "
+        "plus its ndarray and dtype state"
+    ),
 }
 
 DEFAULT_RULES: tuple[Rule, ...] = tuple(
