@@ -213,6 +213,7 @@ _CALLABLES: dict[str, str] = {
     "builtins.complex": "builds a complex number from two floats",
     "builtins.slice": "builds a slice from plain values",
     "builtins.bytearray": "builds a bytearray from bytes",
+    "builtins.bytes": "protocol 0-2 write empty bytes as bytes(); same reach as bytearray",
     "builtins.range": "builds a range from integers",
     "_codecs.encode": "protocol 0-2 bytes: str.encode(text, 'latin1')",
     "torch._utils._rebuild_tensor_v2": "views a loaded storage as a tensor (shape, stride, offset)",
