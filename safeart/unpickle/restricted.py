@@ -152,6 +152,12 @@ class LoadSession:
         try:
             if rule is None or rule.kind == "class":  # rule None: trust_main admits __main__.X
                 obj: object = self.policy.resolve_class(module, name)
+            elif rule.name != full:
+                raise PolicyError(
+                    f"{full} is an alias of the callable {rule.name}; aliases stand for classes only",
+                    name=full,
+                    hint="remove the alias; name the callable itself in allow=",
+                )
             else:
                 obj = _resolve_callable(self.policy, module, name)
         except PolicyError as error:

@@ -112,6 +112,18 @@ def test_allowed_name_must_resolve_to_the_object_it_names():
     assert restricted_loads(call("json.decoder", "JSONDecoder"), policy=Policy(allow=[json.JSONDecoder]))
 
 
+def flow_function():
+    """Stands for a function defined in a flow file."""
+
+
+def test_aliases_never_stand_for_callables(monkeypatch):
+    monkeypatch.setattr(flow_function, "__module__", "__main__")
+    monkeypatch.setattr(sys.modules["__main__"], "flow_function", flow_function, raising=False)
+    policy = Policy(aliases={"__main__.flow_function": "torch._utils._rebuild_tensor_v2"})
+    with pytest.raises(PolicyError, match="aliases stand for classes only"):
+        restricted_loads(global_ref("__main__", "flow_function"), policy=policy)
+
+
 def test_traversal_is_admitted_only_when_spelled_exactly_and_resolved_exactly():
     from torch.nn import Linear
 
