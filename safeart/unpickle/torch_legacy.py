@@ -70,13 +70,17 @@ class StorageTag:
 
 
 class _Storages:
-    """Storages declared by persistent ids, charged against the bytes that follow."""
+    """Storages declared by persistent ids, charged against the bytes that follow them."""
 
-    def __init__(self, available: int) -> None:
-        self.available = available
-        self.declared: dict[str, tuple[torch.storage.TypedStorage, int]] = {}
+    def __init__(self, stream: io.BytesIO, size: int) -> None:
+        self.stream = stream
+        self.size = size
+        self.charged = 0
+        #: key -> (the storage handed out, its untyped bytes, its element count)
+        self.declared: dict[str, tuple[Any, torch.UntypedStorage, int]] = {}
 
-    def declare(self, pid: Any) -> torch.storage.TypedStorage:
+    def declare(self, pid: Any) -> Any:
+        """The storage a persistent id describes (a TypedStorage, as ``torch.load`` gives)."""
         if not (isinstance(pid, tuple) and len(pid) == 6 and isinstance(pid[0], str)):
             raise FormatError(f"unsupported persistent id in torch stream: {short_repr(pid)}")
         kind, tag, key, location, numel, view = pid
@@ -89,19 +93,19 @@ class _Storages:
         if view is not None:
             raise FormatError("legacy storage views (view_metadata) are not supported")
         if key in self.declared:
-            storage, known = self.declared[key]
+            storage, _, known = self.declared[key]
             if storage.dtype != tag.dtype or known != numel:
-                raise FormatError(f"storage {key!r:.40} declared twice with different shapes")
+                raise FormatError(f"storage {short_repr(key)} declared twice, differently")
             return storage
         nbytes = numel * tag.dtype.itemsize
-        self.available -= _COUNT_BYTES + nbytes
-        if self.available < 0:
+        self.charged += _COUNT_BYTES + nbytes
+        if self.charged > self.size - self.stream.tell():  # raw data follows the main pickle
             raise FormatError(
-                f"storage {key!r:.40} declares {nbytes} bytes, more than the stream holds"
+                f"storage {short_repr(key)} declares {nbytes} bytes, more than the stream holds"
             )
         untyped = torch.UntypedStorage(nbytes)  # filled in full by fill(), or discarded
         storage = torch.storage.TypedStorage(wrap_storage=untyped, dtype=tag.dtype, _internal=True)
-        self.declared[key] = (storage, numel)
+        self.declared[key] = (storage, untyped, numel)
         return storage
 
     def fill(self, keys: Any, data: memoryview, stream: io.BytesIO) -> None:
@@ -112,17 +116,17 @@ class _Storages:
             raise FormatError("torch stream storage key list does not match its storages")
         pos = stream.tell()
         for key in keys:
-            storage, numel = self.declared[key]
-            nbytes = numel * storage.dtype.itemsize
+            _, untyped, numel = self.declared[key]
+            nbytes = untyped.nbytes()
             end = pos + _COUNT_BYTES + nbytes
             if end > len(data):
-                raise FormatError(f"torch stream truncated in storage {key!r:.40}")
+                raise FormatError(f"torch stream truncated in storage {short_repr(key)}")
             count = int.from_bytes(data[pos : pos + _COUNT_BYTES], "little", signed=True)
             if count != numel:
-                raise FormatError(f"storage {key!r:.40} holds {count} elements, declared {numel}")
+                raise FormatError(f"storage {short_repr(key)} holds {count} elements, not {numel}")
             if nbytes:
-                target = torch.empty(0, dtype=torch.uint8).set_(storage._untyped_storage)
-                target.numpy()[:] = np.frombuffer(data, np.uint8, nbytes, pos + _COUNT_BYTES)
+                target = torch.empty(0, dtype=torch.uint8).set_(untyped).numpy()
+                target[:] = np.frombuffer(data, np.uint8, nbytes, pos + _COUNT_BYTES)
             pos = end
         stream.seek(pos)
 
@@ -151,7 +155,7 @@ def _check_header(stream: io.BytesIO, session: LoadSession) -> None:
         raise FormatError("not a torch legacy stream (bad magic number)")
     version = load_one(stream, session)
     if type(version) is not int or version != PROTOCOL_VERSION:
-        raise UnsupportedVersion(f"torch legacy stream protocol version {version!r:.40}")
+        raise UnsupportedVersion(f"torch legacy stream protocol version {short_repr(version)}")
     sys_info = load_one(stream, session)
     if not isinstance(sys_info, dict):
         raise FormatError("torch legacy stream sys_info is malformed")
@@ -171,10 +175,8 @@ def load_legacy_stream(payload: object, session: LoadSession) -> Any:
     data = memoryview(payload)
     stream = io.BytesIO(payload)
     _check_header(stream, session)
-    storages = _Storages(len(data) - stream.tell())
-    result = load_one(
-        stream, session, lambda f, s, p: _MainUnpickler(f, s, p, storages)
-    )
+    storages = _Storages(stream, len(data))
+    result = load_one(stream, session, lambda f, s, p: _MainUnpickler(f, s, p, storages))
     storages.fill(load_one(stream, session), data, stream)
     if stream.tell() != len(data):
         raise FormatError(f"{len(data) - stream.tell()} trailing bytes after the torch stream")
