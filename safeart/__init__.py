@@ -16,12 +16,26 @@ from .errors import (
     UnsafeArtifactError,
     UnsupportedVersion,
 )
+from .format import (
+    FORMAT_VERSION,
+    AuditReport,
+    ClassRef,
+    audit,
+    dumps,
+    is_safeart,
+    load_file,
+    loads,
+    save_file,
+)
 from .limits import Limits
 from .policy import Grade, Policy, Rule, load_policy
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FORMAT_VERSION",
+    "AuditReport",
+    "ClassRef",
     "ConfigError",
     "EncodeError",
     "FormatError",
@@ -34,5 +48,11 @@ __all__ = [
     "SafeartError",
     "UnsafeArtifactError",
     "UnsupportedVersion",
+    "audit",
+    "dumps",
+    "is_safeart",
+    "load_file",
     "load_policy",
+    "loads",
+    "save_file",
 ]

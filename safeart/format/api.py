@@ -1,0 +1,166 @@
+"""The public API of the safe artifact format.
+
+A blob is one safetensors file: tensors and arrays are safetensors tensors, and the
+structure is a JSON manifest in the ``__metadata__`` entry ``"safeart"``. Loading is two
+phases: an audit of the whole header and manifest (nothing imported, nothing built), then
+construction with the classes the policy allows. See ``safeart/format/SPEC.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import mmap
+import os
+from typing import Any, Iterable, Union
+
+from ..errors import FormatError, SafeartError, UnsupportedVersion
+from ..limits import Limits
+from ..policy import AllowSpec, Policy
+from . import v1
+from .container import METADATA_KEY, Header, as_view, pack, parse_json, read_header, sniff
+from .report import AuditReport
+
+__all__ = ["FORMAT_VERSION", "dumps", "loads", "save_file", "load_file", "audit", "is_safeart"]
+
+#: The version :func:`dumps` writes.
+FORMAT_VERSION: int = v1.VERSION
+#: A reader per known version, so blobs written by an older safeart stay readable.
+_READERS = {v1.VERSION: v1}
+#: What ``dumps`` enforces, so that whatever it writes loads under the default limits.
+_WRITE_LIMITS = Limits()
+
+Buffer = Union[bytes, bytearray, memoryview]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def dumps(obj: Any, *, name: str = "") -> bytes:
+    """Encode ``obj`` as a safeart blob (a valid safetensors file), without pickle.
+
+    Args:
+        obj: Plain values, containers, tensors, numpy arrays and instances of classes
+            that pickle's default protocol rebuilds from state (torch.nn modules,
+            dataclasses, namedtuples, enums ...). See SPEC.md for the full list.
+        name: What to call ``obj`` in error paths (e.g. the artifact name ``"model"``).
+
+    Raises:
+        EncodeError: something in ``obj`` cannot be stored (a function, a custom
+            ``__reduce__``, an unsupported dtype ...); names its object path.
+    """
+    return b"".join(_encode(obj, name))
+
+
+def save_file(obj: Any, path: PathLike, *, name: str = "") -> None:
+    """Encode ``obj`` like :func:`dumps` and write it to ``path``, streaming the tensors."""
+    parts = _encode(obj, name)  # fails before the file is touched
+    with open(path, "wb") as file:
+        for part in parts:
+            file.write(part)
+
+
+def loads(data: Buffer, *, policy: Policy | None = None, allow: Iterable[AllowSpec] = (),
+          device: Any = None, name: str = "") -> Any:
+    """Audit, then rebuild the object in a safeart blob.
+
+    Args:
+        data: The blob (bytes, bytearray or memoryview; never copied as a whole).
+        policy: Which classes may be rebuilt, and the limits; the default policy if None.
+        allow: Extra classes to allow, as for ``Policy(allow=...)``. A class object also
+            stands for ``__main__.<its name>`` (models defined in a flow file).
+        device: Move tensors there (``"cuda:0"``, a ``torch.device``); CPU if None.
+        name: What to call the root object in error paths.
+
+    Raises:
+        PolicyError: the blob names a class the policy does not allow (nothing was
+            imported or built).
+        FormatError: the blob is malformed (LimitExceeded: a limit was hit;
+            UnsupportedVersion: written by an unknown format version).
+    """
+    return _load(as_view(data), _policy(policy, allow), device, name)
+
+
+def load_file(path: PathLike, *, policy: Policy | None = None, allow: Iterable[AllowSpec] = (),
+              device: Any = None, name: str = "") -> Any:
+    """Like :func:`loads` for a file, which is memory-mapped: tensors are copied once out
+    of the mapping, so loading holds about one copy of the weights."""
+    policy = _policy(policy, allow)
+    try:
+        with open(path, "rb") as file:
+            if os.fstat(file.fileno()).st_size == 0:
+                raise FormatError("empty file")
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            return _load(memoryview(mapped), policy, device, name)
+        finally:
+            try:
+                mapped.close()
+            except BufferError:  # an error traceback still holds a view; GC unmaps it
+                pass
+    except SafeartError as exc:
+        raise exc.with_artifact(os.fspath(path))
+
+
+def audit(data: Buffer, *, policy: Policy | None = None, name: str = "") -> AuditReport:
+    """Check a blob without importing or building anything.
+
+    Validates the safetensors header and the whole manifest, and checks every class it
+    names against ``policy``. Never raises for bad input: problems are in the report.
+    """
+    policy = _policy(policy, ())
+    try:
+        header, manifest, reader = _open(as_view(data), policy.limits)
+    except FormatError as exc:
+        return AuditReport(None, problems=(exc,))
+    return reader.audit(manifest, header, policy, name)
+
+
+def is_safeart(data: Buffer) -> bool:
+    """Cheap sniff: does ``data`` start with a safetensors header carrying a safeart manifest?
+
+    Only the header is read, so a prefix of a blob that covers the header is enough.
+    """
+    return sniff(data)
+
+
+# -- internals -----------------------------------------------------------------------------
+def _encode(obj: Any, name: str) -> list[Any]:
+    manifest, pieces = v1.encode(obj, name=name, limits=_WRITE_LIMITS)
+    return pack(manifest, pieces, _WRITE_LIMITS)
+
+
+@functools.lru_cache(maxsize=None)
+def _default_policy() -> Policy:
+    return Policy()
+
+
+def _policy(policy: Policy | None, allow: Iterable[AllowSpec]) -> Policy:
+    base = policy if policy is not None else _default_policy()
+    allow = tuple(allow)
+    return base.extend(allow) if allow else base
+
+
+def _open(buf: memoryview, limits: Limits) -> tuple[Header, dict, Any]:
+    """Validate the header, parse the manifest and pick the reader for its version."""
+    header = read_header(buf, limits)
+    text = header.metadata.get(METADATA_KEY)
+    if text is None:
+        raise FormatError(
+            f"no safeart manifest: the safetensors metadata has no {METADATA_KEY!r} entry",
+            hint="a plain safetensors file holds tensors only; read it with safetensors.safe_open",
+        )
+    manifest = parse_json(text, "safeart manifest")
+    version = manifest.get("version") if type(manifest) is dict else None
+    if type(version) is not int:
+        raise FormatError("the safeart manifest has no integer 'version'")
+    reader = _READERS.get(version)
+    if reader is None:
+        raise UnsupportedVersion(
+            f"format version {version} is unknown to this safeart (it reads {sorted(_READERS)})",
+            hint="upgrade safeart to read blobs written by a newer version",
+        )
+    return header, manifest, reader
+
+
+def _load(buf: memoryview, policy: Policy, device: Any, name: str) -> Any:
+    header, manifest, reader = _open(buf, policy.limits)
+    reader.audit(manifest, header, policy, name).raise_for_problems()
+    return reader.build(manifest, header, buf, policy, device, name)

@@ -1,0 +1,137 @@
+"""Format version 1: node kinds and their fields, field syntax, object paths.
+
+One table drives the writer, the auditor and the builder, so they cannot drift apart.
+See ``safeart/format/SPEC.md`` for the prose version.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "VERSION",
+    "FIELDS",
+    "REQUIRED",
+    "AFTER_CHILDREN",
+    "MODULE_CONTAINERS",
+    "CLASS_NAME",
+    "NUMPY_DT",
+    "HEX",
+    "FLOAT_BITS",
+    "BASE64",
+    "TORCH_DTYPE",
+    "DEVICE",
+    "STATE",
+    "KEY",
+    "dt_itemsize",
+    "format_path",
+]
+
+VERSION = 1
+
+#: Every node kind and the fields it may carry ("k" is the kind itself; "id" names a node
+#: that ``ref`` nodes point back to).
+FIELDS: dict[str, frozenset[str]] = {
+    kind: frozenset(("k",) + fields)
+    for kind, fields in {
+        "ref": ("id",),
+        "float": ("v",),  # non-finite float: 16 hex digits of its IEEE-754 bits
+        "int": ("v", "t"),  # beyond 64 bits: hex digits, or two's complement bytes in a tensor
+        "str": ("t",),  # too long to inline: UTF-8 (surrogatepass) bytes in a tensor
+        "bytes": ("v", "t", "id"),  # base64, or the bytes as a tensor
+        "list": ("v", "id"),
+        "tuple": ("v", "id"),
+        "set": ("v", "id"),
+        "frozenset": ("v", "id"),
+        "dict": ("v", "id"),  # v: [[key, value], ...] in insertion order
+        "odict": ("v", "id"),
+        "tensor": ("t", "rg", "id"),
+        "param": ("t", "rg", "id"),
+        "ndarray": ("t", "dt", "id"),
+        "npscalar": ("dt", "v", "id"),
+        "dtype": ("v", "id"),
+        "device": ("v", "id"),
+        "size": ("v", "id"),
+        "obj": ("c", "args", "state", "id"),
+        "enum": ("c", "v", "id"),
+    }.items()
+}
+#: Fields a kind must carry (``int`` and ``bytes`` need exactly one of ``v``/``t``).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "ref": ("id",), "float": ("v",), "str": ("t",), "list": ("v",), "tuple": ("v",),
+    "set": ("v",), "frozenset": ("v",), "dict": ("v",), "odict": ("v",), "tensor": ("t",),
+    "param": ("t",), "ndarray": ("t", "dt"), "npscalar": ("dt", "v"), "dtype": ("v",),
+    "device": ("v",), "size": ("v",), "obj": ("c",), "enum": ("c", "v"),
+    "int": (), "bytes": (),
+}
+#: Kinds whose object exists only once its children are built (and ``obj`` while its
+#: ``args`` are built): a reference from inside them back to them cannot be resolved.
+AFTER_CHILDREN = frozenset({"tuple", "set", "frozenset", "enum"})
+#: torch.nn.Module state entries shown as plain attributes in object paths
+#: (``model.head.weight`` rather than ``model._modules['head']._parameters['weight']``).
+MODULE_CONTAINERS = frozenset({"_modules", "_parameters", "_buffers"})
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+CLASS_NAME = re.compile(rf"{_IDENT}(?:\.{_IDENT})*\Z")
+NUMPY_DT = re.compile(r"([<>|])([biufcmMSU])([0-9]{1,6})(\[[0-9]{0,6}[A-Za-z]{1,2}\])?\Z")
+HEX = re.compile(r"-?[0-9a-f]+\Z")
+FLOAT_BITS = re.compile(r"[0-9a-f]{16}\Z")
+BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
+TORCH_DTYPE = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
+DEVICE = re.compile(r"[a-z][a-z0-9_]{0,31}(?::[0-9]{1,4})?\Z")
+
+
+_SIZES = {"b": (1,), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "f": (2, 4, 8, 12, 16),
+          "c": (8, 16, 24, 32), "m": (8,), "M": (8,)}
+
+
+def dt_itemsize(dt: str) -> int | None:
+    """Bytes per element of a numpy dtype string from a manifest, or None if refused."""
+    match = NUMPY_DT.match(dt)
+    if match is None:
+        return None
+    order, kind, text, unit = match.groups()
+    size = int(text)
+    if kind in _SIZES:
+        ok = size in _SIZES[kind] and (unit is None or kind in "mM")
+    else:  # S: bytes; U: characters of 4 bytes each
+        ok = unit is None and size >= 1
+    single_byte = kind == "S" or (size == 1 and kind in "biu")
+    if not ok or (order == "|") != single_byte:
+        return None
+    return 4 * size if kind == "U" else size
+
+
+# -- object paths --------------------------------------------------------------------------
+# A path is a linked chain (parent, segment), () being the root, formatted only on demand.
+# Segments: an int is a position ([3]); a str is preformatted (".name", "<key>"); a 1-tuple
+# holds a dict key ([repr]); STATE marks an object's state, whose str keys read as attributes.
+STATE = ""
+KEY = "<key>"
+_REPR_KEYS = (str, int, float, bool, type(None), bytes)
+
+
+def format_path(path: tuple, root: str = "") -> str:
+    """``model.layers[0].weight`` style text for a path chain; ``root`` names the root."""
+    parts = []
+    while path:
+        path, seg = path
+        if type(seg) is int:
+            parts.append(f"[{seg}]")
+        elif type(seg) is tuple:
+            key = seg[0]
+            parts.append(f"[{key!r}]" if type(key) in _REPR_KEYS else f"[<{type(key).__name__}>]")
+        else:
+            parts.append(seg)
+    text = "".join(reversed(parts))
+    if root:
+        return root + text
+    return text[1:] if text.startswith(".") else (text or "<root>")
+
+
+def item_path(path: tuple, key: Any) -> tuple:
+    """The path of ``key``'s value in a dict at ``path`` (attribute-style in object state)."""
+    if path and path[1] == STATE and type(key) is str:
+        return path if key in MODULE_CONTAINERS else (path[0], "." + key)
+    return (path, (key,))
