@@ -56,7 +56,8 @@ def restricted_loads(
 
     Args:
         data: One complete pickle (any protocol), e.g. a Metaflow ``pickle-v4`` artifact
-            after gzip decoding. Trailing bytes after the pickle are an error.
+            after gzip decoding. Bytes after the pickle's last frame are an error (bytes
+            after STOP inside that frame are never read; the scanner reports them).
         policy: The allowlist; default: ``$SAFEART_POLICY`` if set, else the built-in one.
             Add your own classes with ``Policy(allow=[Net])``.
         artifact: Where the bytes came from, named in every error.
