@@ -134,6 +134,16 @@ def test_net_written_from_a_flow_file_loads_with_allow(monkeypatch):
     assert torch.equal(restricted_loads(data, policy=Policy(allow=[Net]))(x), net(x))
 
 
+def test_trust_main_admits_classes_of_the_running_flow_file(monkeypatch):
+    monkeypatch.setattr(Net, "__module__", "__main__")
+    monkeypatch.setattr(sys.modules["__main__"], "Net", Net, raising=False)
+    data = pickle.dumps(Net(), protocol=4)
+    assert type(restricted_loads(data, policy=Policy(trust_main=True))) is Net
+    monkeypatch.setattr(sys.modules["__main__"], "Net", lambda: None)  # not a class: refused
+    with pytest.raises(PolicyError):
+        restricted_loads(data, policy=Policy(trust_main=True))
+
+
 def test_state_dict_and_containers_of_default_layers():
     torch.manual_seed(1)
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))
