@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import struct
 import sys
 from collections import OrderedDict
 
