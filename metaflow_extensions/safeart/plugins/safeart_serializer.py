@@ -1,0 +1,364 @@
+"""Metaflow's side of safeart artifacts: the registered ``ArtifactSerializer``.
+
+Metaflow registers :class:`SafeartSerializer` in every process (see ``mfextinit_safeart``),
+so reading safeart artifacts never needs an import. Writing is opt-in per flow: the
+serializer claims objects only while ``safeart.metaflow`` is imported in the process (a
+flow file's ``import safeart.metaflow``), and then delegates every save-time decision to
+:mod:`safeart.metaflow.serializer`. This module must therefore never import
+``safeart.metaflow`` itself -- Metaflow imports it at start-up in every process.
+
+Artifact names. ``ArtifactSerializer.can_serialize(obj)`` and ``deserialize(data, metadata)``
+are not told which artifact they handle, yet safeart must skip Metaflow's internal artifacts,
+name the artifact in strict-mode and load errors, and know which flow an artifact belongs
+to. :func:`install_hooks` wraps ``TaskDataStore.save_artifacts`` and ``load_artifacts`` (the
+only two places Metaflow dispatches to serializers) so that the datastore and artifact name
+being handled are visible in a thread-local while Metaflow calls the serializer. The
+wrappers change nothing else; they are installed only on Metaflow versions whose
+``save_artifacts(self, artifacts_iter, len_hint=0)`` / ``load_artifacts(self, names)``
+match what was verified (2.19.30 to 2.19.x).
+
+Policy used for loads (first match wins): :func:`scoped_policy` (``with
+safeart.metaflow.allowing(Net): ...``), :func:`set_process_policy`
+(``safeart.metaflow.set_policy``), ``$SAFEART_POLICY``, the built-in default. Inside a
+process that runs the flow file of the artifact's own flow (a task, ``python flow.py
+dump``), that policy also trusts classes *defined in* ``__main__`` (``trust_main``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import sys
+import threading
+import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from metaflow.datastore.artifacts.serializer import (
+    ArtifactSerializer,
+    SerializationFormat,
+    SerializationMetadata,
+    SerializedBlob,
+    SerializerStore,
+)
+
+from safeart.errors import SafeartError, UnsupportedVersion
+from safeart.policy import Policy
+from safeart.policy.files import policy_from_env
+
+__all__ = [
+    "ENCODING",
+    "ArtifactRef",
+    "SafeartSerializer",
+    "hooks_installed",
+    "install_hooks",
+    "ensure_registered",
+    "policy_for",
+    "saving",
+    "scoped_policy",
+    "set_process_policy",
+]
+
+#: Metaflow ``encoding`` of a safeart artifact: one blob, exactly ``safeart.format.dumps``
+#: output. The blob carries its own format version; this suffix versions the Metaflow
+#: layout and bumps only if that changes.
+ENCODING = "safeart-v1"
+_PREFIX = "safeart-"
+
+#: Metaflow versions whose datastore internals the hooks were verified against.
+_VERIFIED = ((2, 19, 30), (2, 20, 0))
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """Which artifact is being saved or loaded: ``Flow/run/step/task`` and a name."""
+
+    task: Optional[str]
+    name: Optional[str]
+
+    @property
+    def flow(self) -> Optional[str]:
+        """The flow name, when the task is known."""
+        return _flow_of(self.task)
+
+    def __str__(self) -> str:
+        return f"{self.task or '<unknown task>'}:{self.name or '<unknown artifact>'}"
+
+
+class SafeartSerializer(ArtifactSerializer):
+    """Stores artifacts as safeart blobs (safetensors + JSON manifest), never pickle.
+
+    Claims an object only while ``safeart.metaflow`` is imported (see the module doc);
+    decodes every ``safeart-*`` artifact, refusing layouts newer than it knows instead of
+    letting another serializer try.
+    """
+
+    TYPE = "safeart"
+    # Ahead of every other serializer: in strict mode no user artifact may reach a
+    # (possibly pickle-based) serializer after this one.
+    PRIORITY = 10
+
+    @classmethod
+    def setup_imports(cls, context: Any = None) -> None:
+        """Called once by Metaflow's registry: install the datastore hooks."""
+        install_hooks()
+
+    @classmethod
+    def can_serialize(cls, obj: Any) -> bool:
+        encoder = _encoder()
+        return encoder is not None and encoder.claims(obj, saving())
+
+    @classmethod
+    def can_deserialize(cls, metadata: SerializationMetadata) -> bool:
+        return str(metadata.encoding).startswith(_PREFIX)
+
+    @classmethod
+    def serialize(
+        cls, obj: Any, format: SerializationFormat = SerializationFormat.STORAGE
+    ) -> Tuple[List[SerializedBlob], SerializationMetadata]:
+        if format == SerializationFormat.WIRE:
+            raise NotImplementedError("safeart artifacts have no WIRE representation")
+        encoder = _encoder()
+        if encoder is None:  # only reachable when called outside Metaflow's dispatch
+            raise RuntimeError("import safeart.metaflow to store artifacts with safeart")
+        blob, info = encoder.serialize(obj, saving())
+        return (
+            [SerializedBlob(blob, is_reference=False)],
+            SerializationMetadata(
+                obj_type=str(type(obj)), size=len(blob), encoding=ENCODING, serializer_info=info
+            ),
+        )
+
+    @classmethod
+    def deserialize(
+        cls,
+        data: List[bytes],
+        metadata: Optional[SerializationMetadata] = None,
+        format: SerializationFormat = SerializationFormat.STORAGE,
+    ) -> Any:
+        if format == SerializationFormat.WIRE:
+            raise NotImplementedError("safeart artifacts have no WIRE representation")
+        from safeart.format import loads
+
+        load = getattr(_LOCAL, "loading", None)
+        try:
+            _check_layout(metadata.encoding if metadata is not None else ENCODING)
+            if load is None:
+                return loads(data[0], policy=policy_for(None))
+            return loads(data[0], policy=policy_for(load.flow), name=load.cheap_name())
+        except SafeartError as err:
+            if load is not None:
+                err.with_artifact(str(load.ref_for(data[0])))
+            raise
+
+
+def _check_layout(encoding: str) -> None:
+    if encoding != ENCODING:
+        raise UnsupportedVersion(
+            f"artifact encoding {encoding!r} is not {ENCODING!r}, the only layout this "
+            "safeart reads (it was probably written by a newer safeart)",
+            hint="upgrade safeart where you load this artifact",
+        )
+
+
+def _encoder() -> Any:
+    """``safeart.metaflow.serializer`` when the process opted in, else None."""
+    if "safeart.metaflow" not in sys.modules:
+        return None
+    from safeart.metaflow import serializer
+
+    return serializer
+
+
+# -- load policy ---------------------------------------------------------------------------
+_process_policy: Optional[Policy] = None
+_scoped_policy: ContextVar[Optional[Policy]] = ContextVar("safeart_scoped_policy", default=None)
+
+
+def set_process_policy(policy: Optional[Policy]) -> None:
+    """Use ``policy`` for every Metaflow load in this process (None: back to the default)."""
+    global _process_policy
+    _process_policy = policy
+
+
+@contextmanager
+def scoped_policy(policy: Policy) -> Iterator[Policy]:
+    """Use ``policy`` for Metaflow loads inside the ``with`` block (this context only)."""
+    token = _scoped_policy.set(policy)
+    try:
+        yield policy
+    finally:
+        _scoped_policy.reset(token)
+
+
+def base_policy() -> Policy:
+    """The load policy before the in-flow ``trust_main`` adjustment."""
+    return _scoped_policy.get() or _process_policy or policy_from_env()
+
+
+def policy_for(flow: Optional[str]) -> Policy:
+    """The policy for loading (or, at save time, checking) an artifact of ``flow``."""
+    policy = base_policy()
+    if not policy.trust_main and _runs_flow_file(flow):
+        policy = policy.extend(trust_main=True)
+    return policy
+
+
+def _runs_flow_file(flow: Optional[str]) -> bool:
+    """True when this process executes the flow file of ``flow``: Metaflow's CLI for
+    ``flow`` (a task, ``run``, ``resume``, ``dump`` ...) is running and the ``FlowSpec``
+    class of that name is defined in ``__main__`` itself."""
+    if not flow:
+        return False
+    from metaflow import FlowSpec
+    from metaflow.metaflow_current import current
+
+    if current.flow_name != flow:
+        return False
+    cls = getattr(sys.modules.get("__main__"), flow, None)
+    return isinstance(cls, type) and issubclass(cls, FlowSpec) and cls.__module__ == "__main__"
+
+
+# -- datastore hooks -----------------------------------------------------------------------
+_LOCAL = threading.local()
+_HOOKED = "__safeart_hook__"
+
+
+def saving() -> ArtifactRef:
+    """The artifact Metaflow is saving in this thread (fields None outside a save)."""
+    return getattr(_LOCAL, "saving", None) or ArtifactRef(None, None)
+
+
+@dataclass(frozen=True)
+class _Loading:
+    task: str
+    names: Sequence[str]
+    ds: Any
+
+    @property
+    def flow(self) -> Optional[str]:
+        return _flow_of(self.task)
+
+    def _candidates(self) -> list[str]:
+        info = self.ds._info
+        return [n for n in self.names if str(info.get(n, {}).get("encoding", "")).startswith(_PREFIX)]
+
+    def cheap_name(self) -> str:
+        """The artifact being decoded when that is clear without hashing, else ``""``."""
+        names = self._candidates()
+        return names[0] if len(names) == 1 else ""
+
+    def ref_for(self, blob: bytes) -> ArtifactRef:
+        """Which requested artifact ``blob`` belongs to: the only safeart one requested,
+        else the one whose content address is the blob's sha1 (errors only)."""
+        names = self._candidates()
+        if len(names) > 1:
+            key = hashlib.sha1(blob).hexdigest()
+            names = [n for n in names if self.ds._objects.get(n) == key] or names
+        return ArtifactRef(self.task, names[0] if len(names) == 1 else "{" + ",".join(names) + "}")
+
+
+def _flow_of(task: Optional[str]) -> Optional[str]:
+    return task.split("/", 1)[0] if task else None
+
+
+def _task_of(ds: Any) -> str:
+    return f"{ds.parent_datastore.flow_name}/{ds.pathspec}"
+
+
+def _named(ds: Any, pairs: Iterable[Tuple[str, Any]]) -> Iterator[Tuple[str, Any]]:
+    task = _task_of(ds)
+    previous = getattr(_LOCAL, "saving", None)
+    try:
+        for name, obj in pairs:
+            # Metaflow serializes each pair before it asks for the next one.
+            _LOCAL.saving = ArtifactRef(task, name)
+            yield name, obj
+    finally:
+        _LOCAL.saving = previous
+
+
+def _with_context(load: _Loading, inner: Iterator[Tuple[str, Any]]) -> Iterator[Tuple[str, Any]]:
+    while True:
+        previous = getattr(_LOCAL, "loading", None)
+        _LOCAL.loading = load
+        try:
+            item = next(inner)
+        except StopIteration:
+            return
+        finally:
+            _LOCAL.loading = previous
+        yield item
+
+
+def _verified() -> bool:
+    from metaflow.datastore.task_datastore import TaskDataStore
+    from metaflow.version import metaflow_version
+
+    try:
+        version = tuple(int(p) for p in metaflow_version.split("+")[0].split(".")[:3])
+    except ValueError:
+        return False
+    save = list(inspect.signature(TaskDataStore.save_artifacts).parameters)
+    load = list(inspect.signature(TaskDataStore.load_artifacts).parameters)
+    return (
+        _VERIFIED[0] <= version < _VERIFIED[1]
+        and save == ["self", "artifacts_iter", "len_hint"]
+        and load == ["self", "names"]
+    )
+
+
+def hooks_installed() -> bool:
+    """True when the datastore hooks are in place (artifact names are known)."""
+    from metaflow.datastore.task_datastore import TaskDataStore
+
+    return getattr(TaskDataStore.save_artifacts, _HOOKED, False)
+
+
+def install_hooks() -> bool:
+    """Wrap ``TaskDataStore.save_artifacts``/``load_artifacts`` (idempotent).
+
+    Returns False, with a warning, on a Metaflow version the wrappers were not verified
+    against; safeart then never claims an artifact (strict mode refuses to save).
+    """
+    from metaflow.datastore.task_datastore import TaskDataStore
+
+    if hooks_installed():
+        return True
+    if not _verified():
+        warnings.warn(
+            "safeart: this Metaflow version is not supported (need >=2.19.30,<2.20); "
+            "artifacts are stored by Metaflow's own serializers",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    save, load = TaskDataStore.save_artifacts, TaskDataStore.load_artifacts
+
+    @functools.wraps(save)
+    def save_artifacts(self: Any, artifacts_iter: Iterable[Tuple[str, Any]], len_hint: int = 0) -> None:
+        return save(self, _named(self, artifacts_iter), len_hint=len_hint)
+
+    @functools.wraps(load)
+    def load_artifacts(self: Any, names: Iterable[str]) -> Iterator[Tuple[str, Any]]:
+        names = list(names)
+        return _with_context(_Loading(_task_of(self), names, self), load(self, names))
+
+    setattr(save_artifacts, _HOOKED, True)
+    setattr(load_artifacts, _HOOKED, True)
+    TaskDataStore.save_artifacts = save_artifacts
+    TaskDataStore.load_artifacts = load_artifacts
+    return True
+
+
+def ensure_registered() -> None:
+    """Register :class:`SafeartSerializer` if Metaflow did not discover the extension
+    (e.g. ``METAFLOW_EXTENSIONS_SEARCH_DIRS`` excludes it)."""
+    if SafeartSerializer not in SerializerStore.get_ordered_serializers():
+        SerializerStore.bootstrap_entries(
+            [(SafeartSerializer.TYPE, f"{__name__}.SafeartSerializer")], source="safeart"
+        )
+    install_hooks()

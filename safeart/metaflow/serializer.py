@@ -1,0 +1,158 @@
+"""Save side of safeart's Metaflow serializer: what safeart stores, and strict mode.
+
+Metaflow's registered serializer (``metaflow_extensions.safeart...SafeartSerializer``)
+delegates here once a flow opted in with ``import safeart.metaflow``.
+
+What safeart claims: every artifact Metaflow treats as public -- any name not starting with
+``_`` except ``name`` (the flow name Metaflow itself writes) -- whose value ``dumps`` can
+encode *and* that would load back in the flow under the in-flow policy (checked with
+``audit``, without decoding). Plain values (numbers, strings, dicts, parameters) are
+claimed too, so strict mode can promise that no public artifact is ever pickled. Left to
+Metaflow: ``_``-prefixed names (``_foreach_stack``, ``_graph_info``, ``_transition``,
+``_exception`` ...), ``name``, and values of Metaflow's own wrapper types
+(``IncludedFile`` for ``IncludeFile`` parameters, ``MetaflowExceptionWrapper`` for
+``@catch``).
+
+An artifact safeart cannot store: with strict mode off, Metaflow pickles it and a
+:class:`PickleFallbackWarning` names it once per process; with strict mode on
+(``safeart.metaflow.strict()`` or ``SAFEART_STRICT=1``) the save fails with an
+:class:`~safeart.errors.EncodeError` naming the artifact, its type, the object path and the
+reason.
+
+Metaflow calls ``can_serialize(obj)`` and then ``serialize(obj)`` for the same object; the
+encoding done for the first is kept (for that exact object, in this thread) for the second.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any, Union
+
+from metaflow_extensions.safeart.plugins.safeart_serializer import (
+    ArtifactRef,
+    hooks_installed,
+    policy_for,
+)
+
+from ..errors import EncodeError, PolicyError, SafeartError
+from .modes import is_strict
+
+__all__ = [
+    "PickleFallbackWarning",
+    "claims",
+    "serialize",
+    "metaflow_owned",
+]
+
+#: Metaflow types whose values Metaflow itself assigns to artifacts.
+_METAFLOW_TYPES = frozenset(
+    {"metaflow.includefile.IncludedFile", "metaflow.exception.MetaflowExceptionWrapper"}
+)
+
+
+class PickleFallbackWarning(UserWarning):
+    """An artifact was stored with Metaflow's pickle serializer instead of safeart."""
+
+
+_local = threading.local()
+_warned: set[str] = set()
+
+Outcome = Union[bytes, SafeartError]
+
+
+def _type_name(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def metaflow_owned(name: str, obj: Any) -> bool:
+    """True for artifacts Metaflow writes for itself (left to its own serializers)."""
+    return name.startswith("_") or name == "name" or _type_name(obj) in _METAFLOW_TYPES
+
+
+def claims(obj: Any, ref: ArtifactRef) -> bool:
+    """Whether safeart stores ``obj`` (Metaflow's ``can_serialize``).
+
+    In strict mode every public artifact is claimed, so that :func:`serialize` can refuse
+    it instead of Metaflow pickling it.
+    """
+    if ref.name is not None and metaflow_owned(ref.name, obj):
+        return False
+    outcome = _encode(obj, ref)
+    if isinstance(outcome, bytes) or is_strict():
+        _local.pending = (obj, outcome)
+        return True
+    if ref.name is not None:  # unnamed: unsupported Metaflow, already warned at start-up
+        _warn_fallback(obj, ref, outcome)
+    return False
+
+
+def serialize(obj: Any, ref: ArtifactRef) -> tuple[bytes, dict[str, Any]]:
+    """The safeart blob for ``obj`` and its Metaflow ``serializer_info``.
+
+    Raises:
+        EncodeError: strict mode and ``obj`` cannot be stored without pickle.
+    """
+    pending = getattr(_local, "pending", None)
+    _local.pending = None
+    outcome = pending[1] if pending is not None and pending[0] is obj else _encode(obj, ref)
+    if isinstance(outcome, SafeartError):
+        raise _refusal(obj, ref, outcome)
+    from ..format import FORMAT_VERSION
+
+    return outcome, {"format_version": FORMAT_VERSION}
+
+
+def _encode(obj: Any, ref: ArtifactRef) -> Outcome:
+    if ref.name is None or not hooks_installed():
+        return EncodeError(
+            "safeart cannot tell which artifact Metaflow is saving",
+            hint="use Metaflow >=2.19.30,<2.20 (safeart hooks its datastore to learn names)",
+        )
+    from ..format import audit, dumps
+
+    try:
+        blob = dumps(obj, name=ref.name)
+        audit(blob, policy=policy_for(ref.flow), name=ref.name).raise_for_problems()
+    except SafeartError as err:
+        return err
+    return blob
+
+
+def _reason(err: SafeartError) -> str:
+    where = f" at {err.path}" if err.path else ""
+    if isinstance(err, PolicyError):
+        return f"it would not load back in this flow{where}: {err.message}"
+    return f"{err.message}{where}"
+
+
+def _refusal(obj: Any, ref: ArtifactRef, err: SafeartError) -> EncodeError:
+    refusal = EncodeError(
+        f"strict mode: artifact {ref.name!r} of type {_type_name(obj)} cannot be stored "
+        f"without pickle: {_reason(err)}",
+        artifact=str(ref),
+        hint=err.hint
+        or "store plain containers, numbers, strings, numpy arrays, tensors or allowlisted "
+        "classes, or leave strict mode so that Metaflow pickles this artifact",
+    )
+    refusal.__cause__ = err
+    return refusal
+
+
+def _warn_fallback(obj: Any, ref: ArtifactRef, err: SafeartError) -> None:
+    if ref.name in _warned:
+        return
+    _warned.add(ref.name or "")
+    # Metaflow's CLI ignores every warning (``warnings.filterwarnings("ignore")``); this
+    # one must reach the task log, and is already limited to once per artifact name.
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PickleFallbackWarning)
+        warnings.warn_explicit(
+            f"{ref} ({_type_name(obj)}) is stored with pickle: {_reason(err)}"
+            + (f"\n  hint: {err.hint}" if err.hint else "")
+            + "\n  (safeart.metaflow.strict() makes this an error)",
+            PickleFallbackWarning,
+            filename="safeart.metaflow",
+            lineno=0,
+        )
