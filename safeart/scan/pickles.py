@@ -1,0 +1,275 @@
+"""Scan one pickle, or several stacked ones, without unpickling them.
+
+:func:`scan_pickle` runs :class:`~safeart.scan.stubs.StubUnpickler` (CPython's parser with
+inert stubs) driven by the :class:`~safeart.scan.walker.Walker`, then grades what CPython
+imported, what the walker saw after CPython stopped, and every disagreement between the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy
+
+from ..policy import Grade
+from .context import ScanContext
+from .stubs import DTypeRecord, StubUnpickler, compat_name, stub_name
+from .walker import Buffer, ImportOp, Walker
+
+__all__ = ["PickleOutcome", "scan_pickle", "BlobScanner"]
+
+#: How nested payloads are scanned: (ctx, buf, start, end, location, hint) -> None.
+BlobScanner = Callable[[ScanContext, Buffer, int, int, str, str], None]
+
+_AFTER_ERROR = (
+    "CPython stops before this import, but deny by default: another unpickler may not stop, "
+    "and a broken stream is a known way to hide a payload from scanners"
+)
+
+
+@dataclass
+class PickleOutcome:
+    """What one pickle scan established."""
+
+    #: False when the bytes turned out not to be a pickle (lenient mode only).
+    is_pickle: bool
+    #: True when CPython parsed it to STOP without error.
+    complete: bool = False
+    #: Where the next stacked pickle would start.
+    next_start: int | None = None
+    #: The value CPython built (stubs for imported objects); None on error.
+    result: Any = None
+    persistent_ids: tuple[Any, ...] = ()
+
+
+def _is_identifier(module: str | None, name: str | None) -> bool:
+    return bool(module and name) and all(
+        part.isidentifier() for part in f"{module}.{name}".split(".")
+    )
+
+
+def scan_pickle(
+    ctx: ScanContext,
+    buf: Buffer,
+    start: int,
+    end: int,
+    location: str,
+    *,
+    strict: bool,
+    nested: BlobScanner,
+    torch_storages: bool = False,
+) -> PickleOutcome:
+    """Scan the pickle at ``buf[start:]`` (bounded by ``end``) and record findings.
+
+    Args:
+        strict: The bytes must be a pickle (a PROTO header, or a ``.pkl`` member). Otherwise
+            bytes that break before importing anything are "not a pickle" and leave no trace.
+        nested: Scans payloads found inside (``_load_from_bytes`` bytes, joblib object arrays).
+        torch_storages: Persistent ids are expected to be torch storage references.
+    """
+    mark = ctx.mark()
+    walker = Walker(buf, start, end, ctx.limits)
+    hooks = _Hooks(ctx, walker, location, nested)
+    run = hooks.run = StubUnpickler(walker, hooks)
+    run.run()
+    walker.finish()
+    complete = run.error is None and walker.stop is not None
+    if not strict and not complete and not _imports_something(walker, run):
+        ctx.rollback(mark)
+        return PickleOutcome(is_pickle=False)
+    _grade_imports(ctx, walker, run, location)
+    _grade_stream(ctx, walker, run, location, complete)
+    _grade_persistent_ids(ctx, run, walker, location, torch_storages)
+    if walker.stop is not None and walker.next_start and walker.next_start > walker.stop + 1:
+        hidden = walker.stop + 1
+        nested(ctx, buf, hidden, walker.next_start, f"{location} > after-STOP@{hidden}",
+               "trailing")
+    return PickleOutcome(
+        True, complete, walker.next_start, run.result if complete else None,
+        tuple(run.persistent_ids),
+    )
+
+
+def _imports_something(walker: Walker, run: StubUnpickler) -> bool:
+    """Did the bytes reach an import that looks like one (not random data)?"""
+    return bool(run.calls or run.persistent_ids) or any(
+        _is_identifier(op.module, op.name) for op in walker.imports
+    )
+
+
+def _name(op: ImportOp) -> str:
+    if op.module is not None and op.name is not None:
+        module, name = compat_name(op.module, op.name, op.proto)
+        return f"{module}.{name}"
+    if op.ext_code is not None:
+        return f"<extension code {op.ext_code}>"
+    return "<unresolved STACK_GLOBAL operands>"
+
+
+def _grade_imports(ctx: ScanContext, walker: Walker, run: StubUnpickler, loc: str) -> None:
+    performed = set()
+    for call in run.calls:
+        op = call.op
+        offset = op.offset if op else None
+        opcode = op.opcode if op else None
+        verdict = ctx.grade(*call.resolved)
+        if not _is_identifier(*call.resolved) and verdict.grade is not Grade.ALLOWED:
+            verdict = type(verdict)(Grade.DANGEROUS, verdict.name,
+                                    "import name is not a plain dotted identifier (obfuscation)")
+        ctx.add(verdict.grade, "import", verdict.name, verdict.reason,
+                location=loc, offset=offset, opcode=opcode)
+        if op is None:
+            ctx.add(Grade.DANGEROUS, "differential", verdict.name,
+                    "CPython imported this but the opcode walker saw no such opcode",
+                    location=loc)
+            continue
+        performed.add(id(op))
+        if op.module is not None and (op.module, op.name) != (call.module, call.name):
+            ctx.add(Grade.DANGEROUS, "differential", verdict.name,
+                    f"the opcode walker read {op.module}.{op.name} here: parsers disagree",
+                    location=loc, offset=offset, opcode=opcode)
+    for op in walker.imports:
+        if id(op) in performed:
+            continue
+        if op.opcode.startswith("EXT") and op.module is None:
+            ctx.add(Grade.DANGEROUS, "import", _name(op),
+                    "extension code not registered with copyreg here: the loading process "
+                    "may map it to any global (unresolvable import)",
+                    location=loc, offset=op.offset, opcode=op.opcode)
+        elif op.calls_find_class:
+            reason = _AFTER_ERROR
+            if op.opcode == "STACK_GLOBAL" and op.module is None:
+                reason = "STACK_GLOBAL operands are not literal strings (obfuscated import); " + reason
+            ctx.add(Grade.DANGEROUS, "import", _name(op), reason,
+                    location=loc, offset=op.offset, opcode=op.opcode)
+
+
+def _grade_stream(
+    ctx: ScanContext, walker: Walker, run: StubUnpickler, loc: str, complete: bool
+) -> None:
+    for offset in walker.straddles[:10]:
+        ctx.add(Grade.DANGEROUS, "differential", "FRAME",
+                "an opcode straddles a FRAME boundary: pickle.load drops the rest of the frame "
+                "while pickle.loads parses on (parser-differential trick)",
+                location=loc, offset=offset)
+    if walker.limit:
+        ctx.add(Grade.UNKNOWN, "limit", "pickle", walker.limit + "; the rest was not scanned",
+                location=loc, offset=walker.error_offset)
+    elif not complete:
+        if walker.error:
+            message, offset = walker.error, walker.error_offset
+        else:
+            semantic = walker.semantic_error
+            offset = semantic[0] if semantic else run.reader.tell()
+            message = f"{type(run.error).__name__}: {run.error}"
+        ctx.add(Grade.UNKNOWN, "malformed", "pickle",
+                f"unpickling fails here ({message}); every import before this point runs",
+                location=loc, offset=offset)
+    if walker.stop is not None and walker.next_start and walker.next_start > walker.stop + 1:
+        ctx.add(Grade.UNKNOWN, "trailing", "FRAME",
+                f"{walker.next_start - walker.stop - 1} bytes hidden after STOP inside its "
+                "frame", location=loc, offset=walker.stop + 1)
+
+
+def _grade_persistent_ids(
+    ctx: ScanContext, run: StubUnpickler, walker: Walker, loc: str, torch_storages: bool
+) -> None:
+    for i, pid in enumerate(run.persistent_ids):
+        if torch_storages and _is_torch_pid(pid):
+            continue
+        offset = walker.persids[i] if i < len(walker.persids) else None
+        ctx.add(Grade.UNKNOWN, "persistent-id", repr(pid)[:200],
+                "a persistent id is resolved by the loader's persistent_load; outside a torch "
+                "checkpoint its meaning is unknown", location=loc, offset=offset)
+
+
+def _is_torch_pid(pid: Any) -> bool:
+    """A persistent id as torch writes it: ``('storage', <torch ...Storage>, key, location,
+    numel[, view])``, or legacy ``('module', <class>, source file, source)`` (the class is
+    graded as an import on its own)."""
+    if type(pid) is not tuple or not pid or stub_name(pid[1] if len(pid) > 1 else None) is None:
+        return False
+    if pid[0] == "storage":
+        return (len(pid) in (5, 6) and stub_name(pid[1]).startswith("torch.")  # type: ignore[union-attr]
+                and type(pid[2]) is str and type(pid[3]) is str and type(pid[4]) is int)
+    return pid[0] == "module" and len(pid) == 4 and all(type(v) is str for v in pid[2:])
+
+
+class _Hooks:
+    """Acting stubs report here: nested torch payloads and joblib inline arrays."""
+
+    run: StubUnpickler
+
+    def __init__(self, ctx: ScanContext, walker: Walker, loc: str, nested: BlobScanner):
+        self.ctx, self.walker, self.loc, self.nested = ctx, walker, loc, nested
+        self._literal = 0  # next candidate in walker.byte_literals
+
+    def _offset_of(self, data: bytes | bytearray) -> int | None:
+        lits = self.walker.byte_literals
+        for i in range(self._literal, len(lits)):
+            if lits[i][1] == len(data):
+                self._literal = i + 1
+                return lits[i][0]
+        return None
+
+    def load_from_bytes(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if len(args) != 1 or kwargs or type(args[0]) not in (bytes, bytearray):
+            self.ctx.add(Grade.DANGEROUS, "nested", "torch.storage._load_from_bytes",
+                         "its argument is not a literal bytes object the scanner can see "
+                         "(built by another call): it runs torch.load on unknown bytes",
+                         location=self.loc)
+            return
+        data = args[0]
+        offset = self._offset_of(data)
+        where = f"{self.loc} > _load_from_bytes@{offset if offset is not None else '?'}"
+        buf = bytes(data) if type(data) is bytearray else data
+        self.nested(self.ctx, buf, 0, len(buf), where, "torch")
+
+    def joblib_array(self, state: Any) -> None:
+        reader = self.run.reader
+        pos = reader.tell()
+        where = f"{self.loc} > joblib-array@{pos}"
+        size = _joblib_array_size(state)
+        if size is None:
+            self.ctx.add(Grade.UNKNOWN, "malformed", "NumpyArrayWrapper",
+                         "cannot size the inline joblib array; the rest was not scanned",
+                         location=where, offset=pos)
+            self.walker.jump(self.walker.end)
+        elif size == "object":
+            outcome = scan_pickle(self.ctx, self.walker.buf, pos, self.walker.end, where,
+                                  strict=True, nested=self.nested)
+            self.walker.jump(outcome.next_start if outcome.complete else self.walker.end)
+        else:
+            skip = size
+            if isinstance(state, dict) and state.get("numpy_array_alignment_bytes") is not None:
+                pad = self.walker.buf[pos] if pos < self.walker.end else 0
+                skip += 1 + pad
+            self.walker.jump(min(pos + skip, self.walker.end))
+        reader.seek(self.walker.pos)
+
+
+def _joblib_array_size(state: Any) -> int | str | None:
+    """Bytes of the inline array a joblib wrapper describes, ``"object"``, or None."""
+    if not isinstance(state, dict):
+        return None
+    shape, dtype = state.get("shape"), state.get("dtype")
+    if type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape):
+        return None
+    if not isinstance(dtype, DTypeRecord) or not dtype.args or type(dtype.args[0]) is not str:
+        return None
+    dstate = dtype.state if type(dtype.state) is tuple else ()
+    if len(dstate) >= 8 and type(dstate[7]) is int and dstate[7] & 1:
+        return "object"
+    if dtype.args[0].startswith("O"):
+        return "object"
+    itemsize = dstate[5] if len(dstate) >= 6 and type(dstate[5]) is int else -1
+    if itemsize <= 0:
+        try:  # parses a type string such as 'f8'; imports nothing named in the pickle
+            itemsize = numpy.dtype(dtype.args[0]).itemsize
+        except (TypeError, ValueError):
+            return None
+    count = 1
+    for n in shape:
+        count *= n
+    return count * itemsize

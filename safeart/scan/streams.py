@@ -1,0 +1,103 @@
+"""Pickle streams: stacked pickles, data after STOP, and PyTorch's legacy stream format.
+
+A legacy torch stream (``torch.save(..., _use_new_zipfile_serialization=False)``, and the
+bytes every plain-pickled tensor hands to ``torch.storage._load_from_bytes``) is five stacked
+pickles — magic number, protocol, sys info, the object, the storage keys — followed by one
+raw record per storage (an int64 element count, then the elements). ``torch.load`` unpickles
+all five with the full pickle machinery, so all five are scanned; the raw records are
+accounted for byte by byte and anything after them is scanned as trailing data.
+"""
+
+from __future__ import annotations
+
+from ..policy import Grade
+from .context import ScanContext
+from .pickles import BlobScanner, PickleOutcome, scan_pickle
+from .stubs import stub_name
+from .walker import Buffer
+
+__all__ = ["scan_stream", "TORCH_MAGIC"]
+
+#: ``torch.serialization.MAGIC_NUMBER``: the first pickle of a legacy torch stream.
+TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+_ELEMENT_SIZES = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1,
+    "ByteStorage": 1, "BoolStorage": 1, "ComplexDoubleStorage": 16,
+    "ComplexFloatStorage": 8, "QUInt8Storage": 1, "QInt8Storage": 1, "QInt32Storage": 4,
+    "QUInt4x2Storage": 1, "QUInt2x4Storage": 1, "UntypedStorage": 1,
+}
+_LEGACY_PARTS = ("protocol", "sys_info", "data", "storage keys")
+
+
+def scan_stream(
+    ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str, *,
+    strict: bool, nested: BlobScanner, torch_storages: bool = False,
+) -> bool:
+    """Scan stacked pickles at ``buf[start:end]``; False when it is not a pickle at all.
+
+    ``torch_storages``: the first pickle is a torch checkpoint's ``data.pkl``, whose
+    persistent ids name storages.
+    """
+    first = scan_pickle(ctx, buf, start, end, loc, strict=strict, nested=nested,
+                        torch_storages=torch_storages)
+    if not first.is_pickle:
+        return False
+    ctx.format("pickle")
+    if first.complete and type(first.result) is int and first.result == TORCH_MAGIC:
+        ctx.format("torch-legacy")
+        _legacy(ctx, buf, first, end, loc, nested)
+    elif first.complete:
+        _stacked(ctx, buf, first.next_start or end, end, loc, nested)
+    return True
+
+
+def _stacked(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
+             nested: BlobScanner) -> None:
+    """Further pickles after the first (``pickle.load`` called again reads them)."""
+    while pos < end:
+        out = scan_pickle(ctx, buf, pos, end, f"{loc} > pickle@{pos}", strict=False,
+                          nested=nested)
+        if not out.is_pickle:
+            nested(ctx, buf, pos, end, f"{loc} > after-STOP@{pos}", "trailing")
+            return
+        if not out.complete or out.next_start is None:
+            return
+        pos = out.next_start
+
+
+def _legacy(ctx: ScanContext, buf: Buffer, magic: PickleOutcome, end: int, loc: str,
+            nested: BlobScanner) -> None:
+    pos = magic.next_start or end
+    outs: list[PickleOutcome] = []
+    for part in _LEGACY_PARTS:
+        out = scan_pickle(ctx, buf, pos, end, f"{loc} > {part}@{pos}", strict=True,
+                          nested=nested, torch_storages=part == "data")
+        if not out.complete or out.next_start is None:
+            return
+        outs.append(out)
+        pos = out.next_start
+    where = f"{loc} > storages@{pos}"
+    sizes = {
+        pid[2]: _ELEMENT_SIZES.get((stub_name(pid[1]) or "").rsplit(".", 1)[-1])
+        for pid in outs[2].persistent_ids
+        if type(pid) is tuple and len(pid) >= 3 and type(pid[2]) is str
+    }
+    keys = outs[3].result
+    if type(keys) is not list or not all(type(k) is str and k in sizes for k in keys):
+        ctx.add(Grade.UNKNOWN, "malformed", "storage keys",
+                "the storage key list does not match the storages the data pickle references",
+                location=where, offset=pos)
+        return
+    for key in keys:
+        elsize = sizes[key]
+        numel = int.from_bytes(buf[pos:pos + 8], "little", signed=True) if pos + 8 <= end else -1
+        if elsize is None or numel < 0 or pos + 8 + numel * elsize > end:
+            ctx.add(Grade.UNKNOWN, "malformed", f"storage {key}",
+                    "raw storage record is truncated or of an unknown storage type",
+                    location=where, offset=pos)
+            return
+        pos += 8 + numel * elsize
+    if pos < end:
+        _stacked(ctx, buf, pos, end, loc, nested)

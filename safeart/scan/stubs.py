@@ -1,0 +1,281 @@
+"""Drive CPython's own ``_pickle.Unpickler`` over a pickle without building anything real.
+
+:class:`StubUnpickler` overrides ``find_class`` and ``persistent_load`` to return *inert
+stubs*, so CPython's real parser runs (no parser differential with the victim's loader) while
+nothing named in the pickle is ever imported or called. Stubs are classes (NEWOBJ requires a
+type) of :class:`_StubMeta`; calling one, ``__new__``, ``__setstate__``, ``append``,
+``extend``, ``add`` and ``__setitem__`` all accept anything and keep nothing. Every call
+returns the one shared :data:`Opaque` stub, so memo and DUP tricks cannot make the scanner
+allocate more than the unpickler itself does.
+
+A few stubs act, through :class:`Hooks`: ``torch.storage._load_from_bytes`` hands its bytes
+argument to a nested scan, ``joblib``'s ``NumpyArrayWrapper`` skips (or scans) the inline
+array that follows its BUILD, ``numpy.dtype`` records enough to size that array and
+``_codecs.encode(text, 'latin1')`` returns the bytes protocol 2 pickles spell that way.
+
+:class:`GuardedReader` is the file CPython reads from: it only hands out bytes that the
+:class:`~safeart.scan.walker.Walker` has validated, and it has no ``peek`` so CPython reads
+exactly what each opcode needs.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import _pickle
+import contextvars
+import copyreg
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .walker import ImportOp, Walker
+
+__all__ = ["Hooks", "FindClassCall", "GuardedReader", "StubUnpickler", "Opaque", "stub_name"]
+
+_HOOKS: contextvars.ContextVar["Hooks"] = contextvars.ContextVar("safeart_scan_hooks")
+#: Distinct stub classes per unpickler; past this, imports share the anonymous stub.
+_MAX_NAMED_STUBS = 10_000
+
+
+class Hooks(Protocol):
+    """What the acting stubs report to (one per stub unpickler run)."""
+
+    def load_from_bytes(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """``torch.storage._load_from_bytes`` was called with ``args``."""
+
+    def joblib_array(self, state: Any) -> None:
+        """BUILD of a joblib ``NumpyArrayWrapper`` with ``state``; consume the array."""
+
+
+class _StubMeta(type):
+    """Metaclass of every stub: accepts every operation the unpickler performs."""
+
+    _sa_name: str
+    _sa_role: str
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return _act(cls, args, kwargs)
+
+    def __setstate__(cls, state: Any) -> None:
+        if cls._sa_role == "joblib-array":
+            _HOOKS.get().joblib_array(state)
+
+    def __setitem__(cls, key: Any, value: Any) -> None:
+        pass
+
+    def append(cls, item: Any) -> None:
+        pass
+
+    def extend(cls, items: Any) -> None:
+        pass
+
+    def add(cls, item: Any) -> None:
+        pass
+
+    def __repr__(cls) -> str:
+        return f"<stub {cls._sa_name}>"
+
+
+class _Stub(metaclass=_StubMeta):
+    _sa_name = "<anonymous>"
+    _sa_role = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # NEWOBJ / NEWOBJ_EX / OBJ
+        return _act(cls, args, kwargs)
+
+
+def _make(name: str, role: str = "") -> type:
+    return _StubMeta(name.rsplit(".", 1)[-1], (_Stub,), {"_sa_name": name, "_sa_role": role})
+
+
+#: What every call on a stub returns.
+Opaque: type = _make("<result of a call>")
+_JOBLIB_ARRAY = _make("joblib.numpy_pickle.NumpyArrayWrapper()", "joblib-array")
+
+_ROLES = {
+    "torch.storage._load_from_bytes": "load-from-bytes",
+    "_codecs.encode": "codecs-encode",
+    "joblib.numpy_pickle.NumpyArrayWrapper": "joblib-wrapper",
+    "numpy.dtype": "dtype",
+}
+
+
+class DTypeRecord:
+    """What a stub ``numpy.dtype(descr, align, copy)`` returns: its arguments and state."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        self.args = args
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _act(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    role = cls._sa_role  # type: ignore[attr-defined]
+    if role == "load-from-bytes":
+        _HOOKS.get().load_from_bytes(args, kwargs)
+    elif role == "codecs-encode":
+        if (len(args) == 2 and not kwargs and type(args[0]) is str
+                and args[1] in ("latin1", "latin-1")):
+            return args[0].encode("latin-1")
+    elif role == "joblib-wrapper":
+        return _JOBLIB_ARRAY
+    elif role == "dtype":
+        return DTypeRecord(args)
+    return Opaque
+
+
+def stub_name(obj: Any) -> str | None:
+    """The global a stub stands for (``torch.FloatStorage``), None for non-stubs."""
+    return obj._sa_name if isinstance(obj, _StubMeta) else None
+
+
+def compat_name(module: str, name: str, proto: int) -> tuple[str, str]:
+    """The name CPython's ``find_class`` really imports (``fix_imports`` for protocol < 3)."""
+    if proto < 3:
+        mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+        if mapped:
+            return mapped
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return module, name
+
+
+class GuardedReader:
+    """The file object CPython reads: validated bytes only, no ``peek``, seekable."""
+
+    def __init__(self, walker: Walker) -> None:
+        self.walker = walker
+        self.pos = walker.start
+        self._view = memoryview(walker.buf)
+        self.ext_guard = _ExtensionCacheGuard()
+
+    def _avail(self, n: int) -> int:
+        w = self.walker
+        w.advance(self.pos + n)
+        if w.imports and w.imports[-1].opcode.startswith("EXT"):
+            self.ext_guard.engage()
+        return max(0, min(n, w.frontier - self.pos))
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._avail(n if n >= 0 else self.walker.end - self.pos)
+        data = self.walker.buf[self.pos:self.pos + n]
+        self.pos += n
+        return data
+
+    def readinto(self, b: Any) -> int:
+        n = self._avail(len(b))
+        memoryview(b).cast("B")[:n] = self._view[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def readline(self, size: int = -1) -> bytes:
+        self._avail(1)
+        nl = self.walker.buf.find(b"\n", self.pos, self.walker.frontier)
+        stop = self.walker.frontier if nl < 0 else nl + 1
+        data = self.walker.buf[self.pos:stop]
+        self.pos = stop
+        return data
+
+    def seek(self, pos: int) -> None:
+        self.pos = pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def close(self) -> None:
+        self.ext_guard.release()
+        self._view.release()
+
+
+class _ExtensionCacheGuard:
+    """Empties ``copyreg._extension_cache`` while a pickle with EXT opcodes is parsed.
+
+    CPython serves repeated EXT codes from that process-wide cache without calling
+    ``find_class``: a real object cached by an earlier genuine load would otherwise reach
+    the stub world. The cache is restored afterwards (stubs never stay in it).
+    """
+
+    _lock = threading.RLock()
+
+    def __init__(self) -> None:
+        self._saved: dict[Any, Any] | None = None
+
+    def engage(self) -> None:
+        if self._saved is None:
+            self._lock.acquire()
+            cache = copyreg._extension_cache  # type: ignore[attr-defined]
+            self._saved = dict(cache)
+            cache.clear()
+
+    def release(self) -> None:
+        if self._saved is not None:
+            cache = copyreg._extension_cache  # type: ignore[attr-defined]
+            cache.clear()
+            cache.update(self._saved)
+            self._saved = None
+            self._lock.release()
+
+
+@dataclass
+class FindClassCall:
+    """One ``find_class`` call CPython made, matched to the walker opcode that caused it."""
+
+    module: str
+    name: str
+    #: The name really imported (after the protocol < 3 mapping).
+    resolved: tuple[str, str]
+    op: ImportOp | None
+
+
+@dataclass
+class StubUnpickler:
+    """One run of CPython's unpickler over the walker's pickle, with stubs."""
+
+    walker: Walker
+    hooks: Hooks
+    calls: list[FindClassCall] = field(default_factory=list)
+    persistent_ids: list[Any] = field(default_factory=list)
+    error: BaseException | None = None
+    result: Any = None
+
+    def run(self) -> None:
+        """Load until STOP or the first error (kept in :attr:`error`, never raised)."""
+        reader = GuardedReader(self.walker)
+        self.reader = reader
+        ops = (op for op in self.walker.imports if op.calls_find_class)
+        run = self
+
+        class _Unpickler(_pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                return run._find_class(module, name, ops)
+
+            def persistent_load(self, pid: Any) -> Any:
+                run.persistent_ids.append(pid)
+                return Opaque
+
+        token = _HOOKS.set(self.hooks)
+        try:
+            self.result = _Unpickler(reader, encoding="latin1").load()
+        except Exception as exc:  # noqa: BLE001 - every parse error is a finding
+            self.error = exc
+        except RecursionError as exc:  # pragma: no cover - subclass of Exception in 3.11
+            self.error = exc
+        finally:
+            _HOOKS.reset(token)
+            reader.close()
+
+    def _find_class(self, module: str, name: str, ops: Any) -> Any:
+        op = next(ops, None)
+        resolved = compat_name(module, name, op.proto if op else 0)
+        self.calls.append(FindClassCall(module, name, resolved, op))
+        return self._stub(".".join(resolved))
+
+    def _stub(self, full: str) -> type:
+        cache: dict[str, type] = self.__dict__.setdefault("_stubs", {})
+        stub = cache.get(full)
+        if stub is None:
+            if len(cache) >= _MAX_NAMED_STUBS:
+                return Opaque
+            stub = cache[full] = _make(full, _ROLES.get(full, ""))
+        return stub
