@@ -49,6 +49,7 @@ class _Auditor:
         self.pending: set[int] = set()
         self.used: set[str] = set()
         self.nodes = 0
+        self.stack: list[tuple[Any, Any, int]] = []
         self.kinds: dict[str, Callable[[dict, tuple, Any], Children]] = {
             kind: getattr(self, "_k_" + kind) for kind in FIELDS
         }
@@ -60,49 +61,54 @@ class _Auditor:
         if type(manifest) is not dict or manifest.keys() != {"version", "root"}:
             raise FormatError("the manifest must hold exactly 'version' and 'root'")
         max_depth, max_nodes = self.limits.max_depth, self.limits.max_nodes
-        max_str = self.limits.max_name_length
-        stack: list[tuple[Any, Any, int]] = [(manifest["root"], (), 0)]
+        stack = self.stack
+        self.visit([(manifest["root"], ())], -1)
         while stack:
             node, path, depth = stack.pop()
             if node is _LEAVE:
                 self.pending.discard(path)
                 continue
-            self.nodes += 1
-            if self.nodes > max_nodes:
-                raise LimitExceeded(f"more than max_nodes={max_nodes} manifest nodes")
             if depth > max_depth:
                 raise LimitExceeded(f"nesting deeper than max_depth={max_depth}",
                                     path=format_path(path, self.name))
-            cls = type(node)
-            if cls is dict:
-                children = self._node(node, path)
-                for child, child_path in reversed(children):
-                    stack.append((child, child_path, depth + 1))
-            elif cls is str:
-                if len(node) > max_str:
-                    raise LimitExceeded(f"string of {len(node)} characters exceeds "
-                                        f"max_name_length={max_str}", path=format_path(path, self.name))
-            elif cls is float:
-                if not math.isfinite(node):
-                    raise self.fail("non-finite float literal", path)
-            elif not (node is None or cls is bool or cls is int):
-                raise self.fail(f"a JSON {cls.__name__} is not a value node", path)
+            if self.nodes > max_nodes:
+                raise LimitExceeded(f"more than max_nodes={max_nodes} manifest nodes")
+            self.visit(self._node(node, path), depth)
         unused = self.tensors.keys() - self.used
         if unused:
             raise FormatError(f"{len(unused)} stored tensors are not referenced by the "
                               f"manifest, e.g. {min(unused)!r}")
+
+    def visit(self, children: Children, depth: int) -> None:
+        """Queue the node children of a node at ``depth``; check its literal children."""
+        self.nodes += len(children)
+        stack = self.stack
+        max_str = self.limits.max_name_length
+        for child, path in reversed(children):
+            cls = type(child)
+            if cls is dict or child is _LEAVE:
+                stack.append((child, path, depth + 1))
+            elif cls is str:
+                if len(child) > max_str:
+                    raise LimitExceeded(f"string of {len(child)} characters exceeds max_name_"
+                                        f"length={max_str}", path=format_path(path, self.name))
+            elif cls is float:
+                if not math.isfinite(child):
+                    raise self.fail("non-finite float literal", path)
+            elif not (child is None or cls is bool or cls is int):
+                raise self.fail(f"a JSON {cls.__name__} is not a value node", path)
 
     def _node(self, node: dict, path: tuple) -> Children:
         kind = node.get("k")
         fields = FIELDS.get(kind) if type(kind) is str else None
         if fields is None:
             raise self.fail(f"unknown node kind {kind!r}", path)
-        for key in node:
-            if key not in fields:
-                raise self.fail(f"unknown field {key!r} in a {kind} node", path)
-        for key in REQUIRED[kind]:
-            if key not in node:
-                raise self.fail(f"{kind} node without {key!r}", path)
+        if not fields.issuperset(node):
+            unknown = sorted(set(node) - fields)
+            raise self.fail(f"unknown field {unknown[0]!r} in a {kind} node", path)
+        required = REQUIRED.get(kind)
+        if required is not None and not node.keys() >= required:
+            raise self.fail(f"{kind} node without {sorted(required - node.keys())[0]!r}", path)
         ident = node.get("id")
         if "id" in node and kind != "ref":
             self._check_id(ident, path)
@@ -125,7 +131,7 @@ class _Auditor:
         return value
 
     def _items(self, node: dict, key: str, path: tuple) -> list:
-        value = node[key]
+        value = node.get(key, [])
         if type(value) is not list:
             raise self.fail(f"field {key!r} must be a list", path)
         return value
@@ -207,6 +213,12 @@ class _Auditor:
     _k_list = _k_tuple = _k_set = _k_frozenset = _k_sequence
 
     def _k_dict(self, node: dict, path: tuple, ident: Any) -> Children:
+        if "m" in node:
+            mapping = node["m"]
+            if "v" in node or type(mapping) is not dict:
+                raise self.fail("a dict node has either a map 'm' or pairs 'v'", path)
+            self.visit([(key, (path, KEY)) for key in mapping], -1)  # keys are strings
+            return [(value, item_path(path, key)) for key, value in mapping.items()]
         children: Children = []
         for pair in self._items(node, "v", path):
             if type(pair) is not list or len(pair) != 2:

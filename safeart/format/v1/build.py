@@ -132,15 +132,14 @@ class _Builder:
     def _list(self, node: dict, path: tuple) -> list:
         out: list = self.remember(node, [])
         build = self.build
-        for i, item in enumerate(node["v"]):
-            out.append(build(item, (path, i)))
+        for i, item in enumerate(node.get("v", ())):
+            out.append(build(item, (path, i)) if type(item) is dict else item)
         return out
 
     def _collection(self, node: dict, path: tuple) -> Any:
-        items = []
         build = self.build
-        for i, item in enumerate(node["v"]):
-            items.append(build(item, (path, i)))
+        items = [build(item, (path, i)) if type(item) is dict else item
+                 for i, item in enumerate(node.get("v", ()))]
         kind = tuple if node["k"] == "tuple" else set if node["k"] == "set" else frozenset
         try:
             return self.remember(node, kind(items))
@@ -150,7 +149,11 @@ class _Builder:
     def _dict(self, node: dict, path: tuple) -> dict:
         out: dict = self.remember(node, {} if node["k"] == "dict" else OrderedDict())
         build = self.build
-        for key_node, value_node in node["v"]:
+        if "m" in node:  # string keys: nothing to hash but str
+            for key, value in node["m"].items():
+                out[key] = build(value, item_path(path, key)) if type(value) is dict else value
+            return out
+        for key_node, value_node in node.get("v", ()):
             key = build(key_node, (path, KEY))
             value = build(value_node, item_path(path, key))
             try:

@@ -90,18 +90,17 @@ class _Encoder:
     # -- dispatch -------------------------------------------------------------------------
     def encode(self, obj: Any, path: tuple, depth: int) -> Any:
         self.nodes += 1
-        if depth > self.limits.max_depth:
-            raise self.fail(f"nesting deeper than max_depth={self.limits.max_depth}", path)
         cls = type(obj)
-        if obj is None or cls is bool:
-            return obj
+        if (obj is None or cls is bool or (cls is int and -_INT64 <= obj < _INT64)
+                or (cls is float and math.isfinite(obj)) or (cls is str and len(obj) <= self.max_str)):
+            return obj  # a JSON literal
+        if depth > self.limits.max_depth:  # the reader's rule: no node object deeper than this
+            raise self.fail(f"nesting deeper than max_depth={self.limits.max_depth}", path)
         if cls is int:
-            return obj if -_INT64 <= obj < _INT64 else self._big_int(obj, path)
+            return self._big_int(obj, path)
         if cls is float:
-            return obj if math.isfinite(obj) else {"k": "float", "v": struct.pack("<d", obj).hex()}
+            return {"k": "float", "v": struct.pack("<d", obj).hex()}
         if cls is str:
-            if len(obj) <= self.max_str:
-                return obj
             return {"k": "str", "t": self._add(path, "U8", obj.encode("utf-8", "surrogatepass"))}
         seen = self.memo.get(id(obj))
         if seen is not None:
@@ -176,18 +175,24 @@ class _Encoder:
         items = []
         for i, item in enumerate(value):
             items.append(self.encode(item, (path, i), depth + 1))
-        node["v"] = items
+        if items:
+            node["v"] = items
         if after:
             self.pending.discard(id(value))
         return node
 
     def _dict(self, value: dict, path: tuple, depth: int) -> dict:
         node = self._new(value, "dict" if type(value) is dict else "odict")
-        items = []
-        for key, item in value.items():
-            key_node = self.encode(key, (path, KEY), depth + 1)
-            items.append([key_node, self.encode(item, item_path(path, key), depth + 1)])
-        node["v"] = items
+        if not value:
+            return node
+        encode = self.encode
+        if all(type(key) is str for key in value):
+            node["m"] = {key: encode(item, item_path(path, key), depth + 1)
+                         for key, item in value.items()}
+        else:
+            node["v"] = [[encode(key, (path, KEY), depth + 1),
+                          encode(item, item_path(path, key), depth + 1)]
+                         for key, item in value.items()]
         return node
 
     # -- torch and numpy ------------------------------------------------------------------

@@ -40,12 +40,12 @@ FIELDS: dict[str, frozenset[str]] = {
         "int": ("v", "t"),  # beyond 64 bits: hex digits, or two's complement bytes in a tensor
         "str": ("t",),  # too long to inline: UTF-8 (surrogatepass) bytes in a tensor
         "bytes": ("v", "t", "id"),  # base64, or the bytes as a tensor
-        "list": ("v", "id"),
+        "list": ("v", "id"),  # v: the items; absent when empty
         "tuple": ("v", "id"),
         "set": ("v", "id"),
         "frozenset": ("v", "id"),
-        "dict": ("v", "id"),  # v: [[key, value], ...] in insertion order
-        "odict": ("v", "id"),
+        "dict": ("v", "m", "id"),  # m: {str key: value}, or v: [[key, value], ...]; in order
+        "odict": ("v", "m", "id"),
         "tensor": ("t", "rg", "id"),
         "param": ("t", "rg", "id"),
         "ndarray": ("t", "dt", "id"),
@@ -58,12 +58,13 @@ FIELDS: dict[str, frozenset[str]] = {
     }.items()
 }
 #: Fields a kind must carry (``int`` and ``bytes`` need exactly one of ``v``/``t``).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "ref": ("id",), "float": ("v",), "str": ("t",), "list": ("v",), "tuple": ("v",),
-    "set": ("v",), "frozenset": ("v",), "dict": ("v",), "odict": ("v",), "tensor": ("t",),
-    "param": ("t",), "ndarray": ("t", "dt"), "npscalar": ("dt", "v"), "dtype": ("v",),
-    "device": ("v",), "size": ("v",), "obj": ("c",), "enum": ("c", "v"),
-    "int": (), "bytes": (),
+REQUIRED: dict[str, frozenset[str]] = {
+    kind: frozenset(fields)
+    for kind, fields in {
+        "ref": ("id",), "float": ("v",), "str": ("t",), "tensor": ("t",), "param": ("t",),
+        "ndarray": ("t", "dt"), "npscalar": ("dt", "v"), "dtype": ("v",), "device": ("v",),
+        "size": ("v",), "obj": ("c",), "enum": ("c", "v"),
+    }.items()
 }
 #: Kinds whose object exists only once its children are built (and ``obj`` while its
 #: ``args`` are built): a reference from inside them back to them cannot be resolved.
