@@ -201,9 +201,53 @@ _PANDAS_CLASSES: dict[str, str] = {
     "pandas.arrays.StringArray": "numpy object array of str, restored by the NDArrayBacked unpickler",
 }
 
+#: What pickled DataFrames with datetime, timezone-aware, timedelta and categorical columns
+#: add (pandas 3; checked by tests/scan). Same risk profile as the entries above: each is
+#: rebuilt from already-loaded arrays and plain values.
+_PANDAS_TIME_AND_CATEGORICAL: dict[str, str] = {
+    "pandas.Categorical": "codes array plus a CategoricalDtype; __setstate__ stores them",
+    "pandas.CategoricalDtype": "categories Index and an ordered flag",
+    "pandas.DatetimeTZDtype": "a unit string and a tzinfo (datetime.timezone here)",
+    "pandas.arrays.DatetimeArray": "datetime64 ndarray plus dtype, via the NDArrayBacked unpickler",
+    "pandas.arrays.TimedeltaArray": "timedelta64 ndarray plus dtype, via the NDArrayBacked unpickler",
+    "datetime.timedelta": "days, seconds and microseconds as integers",
+    "datetime.timezone": "a fixed UTC offset (a timedelta) and an optional name",
+}
+
+#: scikit-learn estimators of the benign corpus (sklearn 1.9). Plausible risk: estimators
+#: run their own __setstate__ (version checks, attribute restore), and Tree.__setstate__
+#: takes raw node arrays that predict() indexes; sklearn validates their dtype and shape
+#: since 1.3, but a crafted node array is still the most exposed part. Review before
+#: loading estimators from untrusted sources even when the scan is clean.
+_SKLEARN_CLASSES: dict[str, str] = {
+    "sklearn.linear_model._logistic.LogisticRegression": (
+        "coefficient arrays and hyper-parameters; BaseEstimator.__setstate__ restores __dict__"
+    ),
+    "sklearn.preprocessing._data.StandardScaler": "mean/scale arrays and flags in __dict__",
+    "sklearn.pipeline.Pipeline": "a list of (name, estimator) pairs; each estimator is graded",
+    "sklearn.ensemble._forest.RandomForestClassifier": (
+        "hyper-parameters and a list of fitted trees; each tree is graded"
+    ),
+    "sklearn.tree._classes.DecisionTreeClassifier": "hyper-parameters plus a Tree",
+    "sklearn.tree._tree.Tree": (
+        "Cython Tree(n_features, n_classes, n_outputs) + __setstate__ with node and value "
+        "arrays (validated by sklearn >= 1.3; see the note above)"
+    ),
+}
+
 _CLASSES: dict[str, str] = {
     **{name: _TORCH_NN_REASON for name in _TORCH_NN_CLASSES},
     **_PANDAS_CLASSES,
+    **_PANDAS_TIME_AND_CATEGORICAL,
+    **_SKLEARN_CLASSES,
+    "joblib.numpy_pickle.NumpyArrayWrapper": (
+        "joblib's placeholder for an array stored inline after it (shape, dtype, order); "
+        "safeart's scanner skips or scans that inline data, never joblib.load"
+    ),
+    "__main__.ForeachFrame": (
+        "Metaflow's _foreach_stack entries: a NamedTuple (step, var, num_splits, index, value) "
+        "that metaflow.tuple_util installs in __main__ of every Metaflow process"
+    ),
 }
 
 _CALLABLES: dict[str, str] = {
@@ -232,6 +276,10 @@ _CALLABLES: dict[str, str] = {
     "numpy._core.multiarray.scalar": "numpy scalar from dtype and raw bytes",
     "numpy.ndarray": "array class; state is shape, dtype and raw bytes",
     "numpy.dtype": "dtype descriptor from a type code",
+    "numpy._core.numeric._frombuffer": (
+        "protocol 5 arrays: numpy.frombuffer(bytes, dtype, shape, order) over a loaded buffer"
+    ),
+    "numpy.core.numeric._frombuffer": "numpy 1.x name of numpy._core.numeric._frombuffer",
     "pandas._libs.internals._unpickle_block": "wraps a loaded array in a Block at given positions",
     "pandas.core.indexes.base._new_Index": (
         "cls.__new__(cls, **d): cls must be a class the policy already admitted"

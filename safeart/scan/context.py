@@ -52,6 +52,13 @@ class ScanContext:
         verdict = self._grades.get(key)
         if verdict is None:
             verdict = self._grades[key] = self.policy.grade(module, name)
+        return self._tally(verdict)
+
+    def grade_as(self, resolved: tuple[str, str], grade: Grade, reason: str) -> Verdict:
+        """A contextual verdict (a torch storage tag inside a torch stream), tallied."""
+        return self._tally(Verdict(grade, ".".join(resolved), reason))
+
+    def _tally(self, verdict: Verdict) -> Verdict:
         entry = self.result.globals.setdefault(
             verdict.name[:500], {"grade": verdict.grade.value, "count": 0}
         )

@@ -17,7 +17,17 @@ from .context import ScanContext
 from .stubs import DTypeRecord, StubUnpickler, compat_name, stub_name
 from .walker import Buffer, ImportOp, Walker
 
-__all__ = ["PickleOutcome", "scan_pickle", "BlobScanner"]
+__all__ = ["PickleOutcome", "scan_pickle", "BlobScanner", "STORAGE_ELEMENT_SIZES"]
+
+#: ``torch.<X>Storage`` -> element size: the storage types of torch's legacy format. Inside a
+#: torch stream they only tag persistent ids (torch maps them to a dtype).
+STORAGE_ELEMENT_SIZES = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1,
+    "ByteStorage": 1, "BoolStorage": 1, "ComplexDoubleStorage": 16,
+    "ComplexFloatStorage": 8, "QUInt8Storage": 1, "QInt8Storage": 1, "QInt32Storage": 4,
+    "QUInt4x2Storage": 1, "QUInt2x4Storage": 1, "UntypedStorage": 1,
+}
 
 #: How nested payloads are scanned: (ctx, buf, start, end, location, hint) -> None.
 BlobScanner = Callable[[ScanContext, Buffer, int, int, str, str], None]
@@ -78,7 +88,7 @@ def scan_pickle(
     if not strict and not complete and not _imports_something(walker, run):
         ctx.rollback(mark)
         return PickleOutcome(is_pickle=False)
-    _grade_imports(ctx, walker, run, location)
+    _grade_imports(ctx, walker, run, location, torch_storages)
     _grade_stream(ctx, walker, run, location, complete)
     _grade_persistent_ids(ctx, run, walker, location, torch_storages)
     if walker.stop is not None and walker.next_start and walker.next_start > walker.stop + 1:
@@ -107,13 +117,19 @@ def _name(op: ImportOp) -> str:
     return "<unresolved STACK_GLOBAL operands>"
 
 
-def _grade_imports(ctx: ScanContext, walker: Walker, run: StubUnpickler, loc: str) -> None:
+def _grade_imports(ctx: ScanContext, walker: Walker, run: StubUnpickler, loc: str,
+                   torch_storages: bool) -> None:
     performed = set()
     for call in run.calls:
         op = call.op
         offset = op.offset if op else None
         opcode = op.opcode if op else None
-        verdict = ctx.grade(*call.resolved)
+        module, name = call.resolved
+        if torch_storages and module == "torch" and name in STORAGE_ELEMENT_SIZES:
+            verdict = ctx.grade_as(call.resolved, Grade.ALLOWED, "storage type tag of a torch "
+                                   "persistent id (torch maps it to a dtype)")
+        else:
+            verdict = ctx.grade(module, name)
         if not _is_identifier(*call.resolved) and verdict.grade is not Grade.ALLOWED:
             verdict = type(verdict)(Grade.DANGEROUS, verdict.name,
                                     "import name is not a plain dotted identifier (obfuscation)")
@@ -225,6 +241,11 @@ class _Hooks:
         where = f"{self.loc} > _load_from_bytes@{offset if offset is not None else '?'}"
         buf = bytes(data) if type(data) is bytearray else data
         self.nested(self.ctx, buf, 0, len(buf), where, "torch")
+
+    def storage_called(self, name: str) -> None:
+        self.ctx.add(Grade.UNKNOWN, "import", name,
+                     "a torch storage type is called (allocates a storage from pickled "
+                     "arguments) instead of tagging a persistent id", location=self.loc)
 
     def joblib_array(self, state: Any) -> None:
         reader = self.run.reader

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..policy import Grade
 from .context import ScanContext
-from .pickles import BlobScanner, PickleOutcome, scan_pickle
+from .pickles import STORAGE_ELEMENT_SIZES, BlobScanner, PickleOutcome, scan_pickle
 from .stubs import stub_name
 from .walker import Buffer
 
@@ -21,13 +21,6 @@ __all__ = ["scan_stream", "TORCH_MAGIC"]
 #: ``torch.serialization.MAGIC_NUMBER``: the first pickle of a legacy torch stream.
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 
-_ELEMENT_SIZES = {
-    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
-    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1,
-    "ByteStorage": 1, "BoolStorage": 1, "ComplexDoubleStorage": 16,
-    "ComplexFloatStorage": 8, "QUInt8Storage": 1, "QInt8Storage": 1, "QInt32Storage": 4,
-    "QUInt4x2Storage": 1, "QUInt2x4Storage": 1, "UntypedStorage": 1,
-}
 _LEGACY_PARTS = ("protocol", "sys_info", "data", "storage keys")
 
 
@@ -80,7 +73,7 @@ def _legacy(ctx: ScanContext, buf: Buffer, magic: PickleOutcome, end: int, loc: 
         pos = out.next_start
     where = f"{loc} > storages@{pos}"
     sizes = {
-        pid[2]: _ELEMENT_SIZES.get((stub_name(pid[1]) or "").rsplit(".", 1)[-1])
+        pid[2]: STORAGE_ELEMENT_SIZES.get((stub_name(pid[1]) or "").rsplit(".", 1)[-1])
         for pid in outs[2].persistent_ids
         if type(pid) is tuple and len(pid) >= 3 and type(pid[2]) is str
     }

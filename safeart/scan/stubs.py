@@ -46,6 +46,9 @@ class Hooks(Protocol):
     def joblib_array(self, state: Any) -> None:
         """BUILD of a joblib ``NumpyArrayWrapper`` with ``state``; consume the array."""
 
+    def storage_called(self, name: str) -> None:
+        """A ``torch.<X>Storage`` type was called rather than used as a tag."""
+
 
 class _StubMeta(type):
     """Metaclass of every stub: accepts every operation the unpickler performs."""
@@ -123,6 +126,8 @@ def _act(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _JOBLIB_ARRAY
     elif role == "dtype":
         return DTypeRecord(args)
+    elif role == "storage-type":
+        _HOOKS.get().storage_called(cls._sa_name)  # type: ignore[attr-defined]
     return Opaque
 
 
@@ -277,5 +282,8 @@ class StubUnpickler:
         if stub is None:
             if len(cache) >= _MAX_NAMED_STUBS:
                 return Opaque
-            stub = cache[full] = _make(full, _ROLES.get(full, ""))
+            role = _ROLES.get(full, "")
+            if not role and full.startswith("torch.") and full.endswith("Storage"):
+                role = "storage-type"
+            stub = cache[full] = _make(full, role)
         return stub

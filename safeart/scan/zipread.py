@@ -113,8 +113,8 @@ def scan_zip(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
     if len(members) > limit:
         ctx.add(Grade.UNKNOWN, "limit", "zip", f"more than {limit} members; the rest were "
                 "not scanned (max_archive_members)", location=loc)
-    names = [m.name.lower() for m in members]
-    if any(n.endswith("data.pkl") for n in names):
+    torch_zip = any(m.name.lower().endswith("data.pkl") for m in members)
+    if torch_zip:
         ctx.format("torch-zip")
     seen: set[str] = set()
     for m in members[:limit]:
@@ -128,7 +128,7 @@ def scan_zip(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
             continue
         data, a, b = content
         hint = "pickle" if m.name.lower().endswith((".pkl", ".pickle")) else ""
-        if hint and "torch-zip" in ctx.result.formats:
+        if hint and torch_zip:
             hint = "torch-pickle"
         scan_blob(ctx, data, a, b, where, hint)
 
