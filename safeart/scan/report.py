@@ -28,6 +28,9 @@ KINDS = {
     "archive": "an archive anomaly used to hide members from scanners",
     "unsupported": "a container format the scanner cannot open",
     "error": "the scanner failed on this object",
+    "class": "a class a safeart manifest names (graded by the policy)",
+    "integrity": "stored data that no longer matches what the storing system recorded "
+    "(changed or missing)",
 }
 
 
@@ -121,10 +124,16 @@ class ScanResult:
 
 @dataclass
 class ScanReport:
-    """All results of one scan, with totals."""
+    """All results of one scan, with totals.
+
+    Attributes:
+        extra: Totals added by callers, merged into :attr:`summary` (a run scanner adds
+            tasks, artifacts and distinct blobs).
+    """
 
     results: list[ScanResult] = field(default_factory=list)
     seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -139,6 +148,7 @@ class ScanReport:
             "findings": sum(len(r.findings) for r in self.results),
             "bytes": sum(r.size for r in self.results),
             "seconds": round(self.seconds, 6),
+            **self.extra,
         }
 
     def fails(self, threshold: Grade = Grade.UNKNOWN) -> bool:
