@@ -29,6 +29,7 @@ from .format import (
 )
 from .limits import Limits
 from .policy import Grade, Policy, Rule, load_policy
+from .scan import ScanReport, ScanResult, scan_bytes, scan_path
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,8 @@ __all__ = [
     "PolicyError",
     "Rule",
     "SafeartError",
+    "ScanReport",
+    "ScanResult",
     "UnsafeArtifactError",
     "UnsupportedVersion",
     "audit",
@@ -55,4 +58,6 @@ __all__ = [
     "load_policy",
     "loads",
     "save_file",
+    "scan_bytes",
+    "scan_path",
 ]

@@ -170,10 +170,12 @@ def _grade_stream(
                 "while pickle.loads parses on (parser-differential trick)",
                 location=loc, offset=offset)
     if walker.limit:
-        ctx.add(Grade.UNKNOWN, "limit", "pickle", walker.limit + "; the rest was not scanned",
-                location=loc, offset=walker.error_offset)
+        ctx.add(Grade.UNKNOWN, "limit", "pickle", walker.limit + "; CPython was not given "
+                "the rest", location=loc, offset=walker.frozen_at)
     elif not complete:
-        if walker.error:
+        if walker.fatal:
+            message, offset = walker.fatal, walker.frozen_at
+        elif walker.error:
             message, offset = walker.error, walker.error_offset
         else:
             semantic = walker.semantic_error

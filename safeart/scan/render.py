@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .. import __version__
 from .report import KINDS, Finding, ScanReport, ScanResult
 
 __all__ = ["render", "FORMATS"]
@@ -74,6 +73,7 @@ def _sarif_result(r: ScanResult, f: Finding) -> dict[str, Any]:
 
 def render_sarif(report: ScanReport) -> str:
     """SARIF 2.1.0: one run, one rule per finding kind, one result per finding."""
+    from .. import __version__
     results = []
     for r in report.results:
         results.extend(_sarif_result(r, f) for f in r.findings)

@@ -139,7 +139,10 @@ class Walker:
     error: str | None = None
     error_offset: int | None = None
     limit: str | None = None
-    first_opcode: str | None = None
+    #: Why CPython cannot go past :attr:`frozen_at` although the walk goes on (a FRAME
+    #: running past the end, a huge memo index): later imports are still reported.
+    fatal: str | None = None
+    frozen_at: int | None = None
 
     def __post_init__(self) -> None:
         self.pos = self.frontier = self.start
@@ -149,11 +152,12 @@ class Walker:
         self._memo: dict[int, object] = {}
         self._ext_seen: set[int] = set()
         self._semantic: tuple[int, str] | None = None
+        self._halted = False
 
     # -- public ---------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        return self.stop is not None or self.error is not None or self.limit is not None
+        return self.stop is not None or self.error is not None or self._halted
 
     @property
     def semantic_error(self) -> tuple[int, str] | None:
@@ -203,17 +207,15 @@ class Walker:
         if p >= self.end:
             return self._fail(p, "pickle data was truncated (no STOP opcode)")
         if self.opcodes >= self.limits.max_opcodes:
-            self.limit = f"more than {self.limits.max_opcodes} opcodes (max_opcodes)"
-            self.error_offset = p
-            return None
+            self._halted = True
+            return self._freeze(p, f"more than {self.limits.max_opcodes} opcodes (max_opcodes)",
+                                limit=True)
         code = self.buf[p]
         spec = _OPS.get(code)
         if spec is None:
             return self._fail(p, f"invalid opcode 0x{code:02x}")
         self._piece(p, p + 1)
         name, kind, size = spec
-        if self.first_opcode is None:
-            self.first_opcode = name
         q = p + 1
         arg: object = None
         if kind == _FIXED:
@@ -248,13 +250,20 @@ class Walker:
         err = self._effect(p, q, name, arg)
         if err:
             return self._fail(p, err)
-        if self.limit:
-            return None
         self.opcodes += 1
         self.pos = q
-        if self.frontier < q:
+        if self.frontier < q and self.frozen_at is None:
             self.frontier = q
         return None
+
+    def _freeze(self, p: int, message: str, *, limit: bool = False) -> None:
+        """CPython must not read from ``p`` on; the walk itself goes on (unless halted)."""
+        if self.frozen_at is None:
+            self.frozen_at = self.frontier = p
+            if limit:
+                self.limit = message
+            else:
+                self.fatal = message
 
     def _push(self, value: object) -> None:
         self._stack.append(value)
@@ -280,13 +289,11 @@ class Walker:
         if self._semantic is None:
             self._semantic = (p, message)
 
-    def _memo_index(self, p: int, idx: int) -> bool:
-        """False (and a limit) for indexes CPython would allocate a huge memo array for."""
+    def _memo_index(self, p: int, idx: int) -> None:
+        """Freeze before indexes CPython would allocate a huge memo array for."""
         if idx > self.opcodes + 1024:
-            self.limit = f"memo index {idx} is far beyond the opcode count (memory exhaustion)"
-            self.error_offset = p
-            return False
-        return True
+            self._freeze(p, f"memo index {idx} is far beyond the opcode count (memory "
+                         "exhaustion)", limit=True)
 
     def _effect(self, p: int, q: int, name: str, arg: object) -> str | None:  # noqa: C901
         """Apply one opcode to the walker state; return an error message to stop."""
@@ -347,8 +354,7 @@ class Walker:
                     return "PUT index is not an integer"
             else:
                 idx = len(self._memo) if name == "MEMOIZE" else arg  # type: ignore[assignment]
-            if not self._memo_index(p, idx):  # type: ignore[arg-type]
-                return None
+            self._memo_index(p, idx)  # type: ignore[arg-type]
             self._memo[idx] = self._stack[-1] if self._stack else _UNKNOWN  # type: ignore[index]
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             try:
@@ -368,12 +374,13 @@ class Walker:
             self.stop = p
             be = self._buf_end
             self.next_start = be if be is not None and be > q else q
-            self.frontier = max(self.frontier, self.next_start)
+            if self.frozen_at is None:
+                self.frontier = max(self.frontier, self.next_start)
         return None
 
     def _frame(self, q: int, n: int) -> None:
-        if q + n > self.end:
-            self._fail(q - 9, f"FRAME declares {n} bytes past the end of the data")
+        if q + n > self.end:  # CPython refuses the frame; a pure-Python unpickler reads on
+            self._freeze(q - 9, f"FRAME declares {n} bytes past the end of the data")
             return
         be = self._buf_end
         if be is not None and q < be:

@@ -1,0 +1,157 @@
+"""The ``safeart`` command line.
+
+::
+
+    safeart scan PATH... [--format text|json|sarif] [--policy FILE]
+                         [--fail-on dangerous|unknown] [--output FILE]
+
+Exit codes: 0 clean, 1 findings at or above ``--fail-on`` (or anything that could not be
+fully analysed), 2 usage or I/O error.
+
+Extending it:
+
+* a subcommand is a function ``register(subparsers)`` that adds its parser and sets
+  ``func(args) -> int``; append it to :data:`SUBCOMMANDS` (``export`` and ``convert`` will);
+* ``scan`` treats arguments that exist on the file system as files or folders and hands
+  anything else (a Metaflow pathspec such as ``Flow/12/step``) to the :data:`RESOLVERS`, each
+  ``resolver(arg, policy) -> list[ScanResult] | None`` (None: not mine). The module
+  ``safeart.metaflow.runscan``, when present, is asked through its ``scan_target`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Callable, TextIO
+
+from .errors import SafeartError
+from .policy import Grade, Policy, load_policy, policy_from_env
+from .scan import ScanReport, ScanResult, collect_files, render, scan_file
+from .scan.render import FORMATS
+
+__all__ = ["main", "SUBCOMMANDS", "RESOLVERS", "Resolver"]
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+#: ``resolver(arg, policy)`` scans a non-path target, or returns None when it is not its kind.
+Resolver = Callable[[str, Policy], "list[ScanResult] | None"]
+RESOLVERS: list[Resolver] = []
+_RUNSCAN_MODULE = "safeart.metaflow.runscan"
+
+
+def _runscan_resolver(arg: str, policy: Policy) -> list[ScanResult] | None:
+    try:
+        module = importlib.import_module(_RUNSCAN_MODULE)
+    except ImportError:
+        return None
+    return module.scan_target(arg, policy=policy)  # type: ignore[no-any-return]
+
+
+RESOLVERS.append(_runscan_resolver)
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+
+    def __call__(self, done: int, total: int, current: str) -> None:
+        if not self.enabled or total == 0:
+            return
+        width = 30
+        filled = width * done // total
+        name = current[-40:]
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<40}")
+        if done == total:
+            self.stream.write("\r" + " " * (width + 55) + "\r")
+        self.stream.flush()
+
+
+def _resolve(arg: str, policy: Policy) -> list[ScanResult]:
+    for resolver in RESOLVERS:
+        results = resolver(arg, policy)
+        if results is not None:
+            return results
+    raise FileNotFoundError(f"no such file or directory: {arg}")
+
+
+def _scan(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.policy) if args.policy else policy_from_env()
+    except SafeartError as exc:
+        print(f"safeart scan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = ScanReport()
+    try:
+        files = collect_files([a for a in args.paths if os.path.exists(a)])
+        extra = [r for a in args.paths if not os.path.exists(a) for r in _resolve(a, policy)]
+    except (FileNotFoundError, SafeartError) as exc:
+        print(f"safeart scan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    progress = _Progress(sys.stderr)
+    for i, path in enumerate(files):
+        progress(i, len(files), str(path))
+        report.results.append(scan_file(path, policy=policy))
+    progress(len(files), len(files), "")
+    report.results.extend(extra)
+    report.seconds = sum(r.seconds for r in report.results)
+    text = render(report, args.format)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            print(f"safeart scan: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        sys.stdout.write(text)
+    if any(r.error for r in report.results):
+        return EXIT_USAGE
+    threshold = Grade.DANGEROUS if args.fail_on == "dangerous" else Grade.UNKNOWN
+    return EXIT_FINDINGS if report.fails(threshold) else EXIT_CLEAN
+
+
+def _register_scan(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "scan",
+        help="audit pickles, checkpoints and archives without unpickling them",
+        description="Scan files and folders (recursively) by content: pickles, PyTorch "
+        "checkpoints, joblib/numpy files, gzip/bz2/xz/zip/tar wrappers.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or other target")
+    p.add_argument("--format", choices=sorted(FORMATS), default="text")
+    p.add_argument("--policy", metavar="FILE", help="safeart.toml or pyproject.toml")
+    p.add_argument("--fail-on", choices=["dangerous", "unknown"], default="unknown",
+                   help="lowest grade that fails the scan (default: unknown)")
+    p.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
+    p.set_defaults(func=_scan)
+
+
+#: Every subcommand's ``register(subparsers)``.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_scan]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="safeart", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"safeart {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for register in SUBCOMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (argparse usage errors exit 2)."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
