@@ -144,6 +144,8 @@ def test_output_is_a_valid_safetensors_file(tmp_path: Any) -> None:
     weights = safetensors.torch.load(blob)
     assert set(weights) == set(net.state_dict())  # names follow the object paths
     assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ModuleList([nn.BatchNorm1d(2)]))
+    assert set(safetensors.torch.load(safeart.dumps(seq))) == set(seq.state_dict())
     path = tmp_path / "net.safetensors"
     safeart.save_file({"all": [random_tensor(d, (2, 4)) for d in DTYPES]}, path)
     with safetensors.safe_open(str(path), framework="pt") as f:

@@ -141,7 +141,7 @@ class _Encoder:
 
     def _add(self, path: tuple, dtype: str, data: Any, shape: tuple[int, ...] | None = None) -> str:
         """Store ``data`` (a bytes-like object) as a tensor named after the object path."""
-        name = format_path(path)
+        name = format_path(path, state_dict_style=True)
         if (name in self.names or name == "__metadata__" or len(name) > self.max_str
                 or not name.isprintable()):
             name = f"#{len(self.pieces)}"
@@ -330,7 +330,10 @@ def _refusal(obj: Any) -> str | None:
     if isinstance(obj, type):
         return f"class {obj.__module__}.{obj.__qualname__}: classes cannot be stored as values"
     if isinstance(obj, _FUNCTION_TYPES):
-        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
+        name = getattr(obj, "__name__", None) or repr(obj)
+        qualname = getattr(obj, "__qualname__", name)
+        if qualname != name:
+            name = f"{name} ({qualname})"
         return f"{name}: functions and methods cannot be stored (code is never stored)"
     if isinstance(obj, types.ModuleType):
         return f"module {obj.__name__}: modules cannot be stored"

@@ -113,8 +113,12 @@ KEY = "<key>"
 _REPR_KEYS = (str, int, float, bool, type(None), bytes)
 
 
-def format_path(path: tuple, root: str = "") -> str:
-    """``model.layers[0].weight`` style text for a path chain; ``root`` names the root."""
+def format_path(path: tuple, root: str = "", *, state_dict_style: bool = False) -> str:
+    """``model.layers[0].weight`` style text for a path chain; ``root`` names the root.
+
+    ``state_dict_style`` writes numbered children the way ``Module.state_dict`` names
+    them (``layers.0.weight``); the writer names tensors so.
+    """
     parts = []
     while path:
         path, seg = path
@@ -123,6 +127,8 @@ def format_path(path: tuple, root: str = "") -> str:
         elif type(seg) is tuple:
             key = seg[0]
             parts.append(f"[{key!r}]" if type(key) in _REPR_KEYS else f"[<{type(key).__name__}>]")
+        elif not state_dict_style and seg[1:].isdigit() and seg[:1] == ".":
+            parts.append(f"[{seg[1:]}]")
         else:
             parts.append(seg)
     text = "".join(reversed(parts))
