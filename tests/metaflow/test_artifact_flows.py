@@ -18,8 +18,6 @@ from torch import nn
 import safeart
 import safeart.metaflow
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 BLOG_FLOW = """
 import datetime
 import math

@@ -1,0 +1,205 @@
+"""safeart's Metaflow serializer without running flows: registration, what it claims,
+strict mode, fallback warnings, load policy, layout versions, naming of failed loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+from metaflow.datastore.artifacts import list_serializer_status
+from metaflow.datastore.artifacts.serializer import SerializationMetadata
+from metaflow_extensions.safeart.plugins import safeart_serializer as adapter
+
+import safeart
+import safeart.format
+import safeart.metaflow
+from safeart.metaflow import modes, serializer
+
+REF = adapter.ArtifactRef("SomeFlow/1/start/2", "thing")
+
+
+@dataclasses.dataclass
+class Point:
+    """A class outside the default allowlist."""
+
+    x: int
+    y: int
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("SAFEART_STRICT", raising=False)
+    monkeypatch.delenv("SAFEART_POLICY", raising=False)
+    serializer._warned.clear()
+    yield
+    safeart.metaflow.strict(False)
+    safeart.metaflow.set_policy(None)
+    serializer._local.pending = None
+
+
+def test_metaflow_registers_the_serializer_and_its_hooks():
+    (record,) = [r for r in list_serializer_status() if r["name"] == "safeart"]
+    assert record["state"] == "active" and record["source"] == "safeart"
+    assert record["priority"] < next(r["priority"] for r in list_serializer_status() if r["name"] == "pickle")
+    assert adapter.hooks_installed()
+
+
+@pytest.mark.parametrize(
+    "code, absent",
+    [
+        ("import safeart.metaflow", "metaflow"),  # opting in stays cheap
+        ("import metaflow", "safeart.metaflow"),  # Metaflow's start-up does not opt in
+    ],
+)
+def test_imports_stay_apart(code: str, absent: str):
+    check = f"import sys; {code}; print({absent!r} in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_claims_plain_values_and_encodes_once(monkeypatch: pytest.MonkeyPatch):
+    calls = []
+    real = safeart.format.dumps
+    monkeypatch.setattr(safeart.format, "dumps", lambda obj, **kw: calls.append(obj) or real(obj, **kw))
+    value = {"lr": 0.1, "layers": [4, 8]}
+    assert serializer.claims(value, REF)
+    blob, info = serializer.serialize(value, REF)
+    assert len(calls) == 1
+    assert info == {"format_version": safeart.format.FORMAT_VERSION}
+    assert safeart.format.loads(blob) == value
+
+
+def test_pending_encoding_is_only_reused_for_the_same_object():
+    assert serializer.claims([1], REF)
+    blob, _ = serializer.serialize([2], REF)
+    assert safeart.format.loads(blob) == [2]
+
+
+@pytest.mark.parametrize("name", ["_foreach_stack", "_graph_info", "_transition", "name"])
+def test_metaflow_internal_artifacts_are_left_to_metaflow(name: str):
+    safeart.metaflow.strict()
+    assert not serializer.claims([1, 2], adapter.ArtifactRef("F/1/s/2", name))
+
+
+def test_metaflow_wrapper_types_are_left_to_metaflow():
+    from metaflow.includefile import IncludedFile
+
+    safeart.metaflow.strict()
+    assert not serializer.claims(IncludedFile.__new__(IncludedFile), REF)
+
+
+def test_fallback_warns_once_per_artifact_name():
+    with pytest.warns(serializer.PickleFallbackWarning) as record:
+        assert not serializer.claims(datetime.date(2024, 1, 1), REF)
+        assert not serializer.claims(datetime.date(2024, 1, 2), REF)
+        assert not serializer.claims(len, adapter.ArtifactRef("SomeFlow/1/start/2", "fn"))
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 2
+    assert messages[0].startswith("SomeFlow/1/start/2:thing (datetime.date) is stored with pickle")
+    assert "rebuilt by calling date" in messages[0] and "strict()" in messages[0]
+
+
+@pytest.mark.parametrize("switch", ["api", "env"])
+def test_strict_mode_claims_then_refuses_naming_artifact_type_path_and_reason(
+    switch: str, monkeypatch: pytest.MonkeyPatch
+):
+    if switch == "api":
+        safeart.metaflow.strict()
+    else:
+        monkeypatch.setenv("SAFEART_STRICT", "yes")
+    assert safeart.metaflow.is_strict()
+    value = {"ok": 1, "when": [datetime.date(2024, 1, 1)]}
+    assert serializer.claims(value, REF)
+    with pytest.raises(safeart.EncodeError) as refused:
+        serializer.serialize(value, REF)
+    err = refused.value
+    assert err.artifact == "SomeFlow/1/start/2:thing"
+    assert "strict mode: artifact 'thing' of type builtins.dict cannot be stored without pickle" in err.message
+    assert "at thing['when'][0]" in err.message and "rebuilt by calling date" in err.message
+    assert isinstance(err.__cause__, safeart.EncodeError)
+
+
+def test_invalid_strict_environment_is_a_config_error(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SAFEART_STRICT", "please")
+    with pytest.raises(safeart.ConfigError, match="SAFEART_STRICT"):
+        modes.is_strict()
+
+
+def test_classes_that_would_not_load_back_are_not_claimed():
+    with pytest.warns(serializer.PickleFallbackWarning, match="would not load back in this flow"):
+        assert not serializer.claims(Point(1, 2), REF)
+    safeart.metaflow.strict()
+    assert serializer.claims(Point(1, 2), REF)
+    with pytest.raises(safeart.EncodeError, match="class .*Point is not on the allowlist") as refused:
+        serializer.serialize(Point(1, 2), REF)
+    assert "allow=" in refused.value.hint
+
+
+def test_set_policy_makes_a_class_storable_and_loadable():
+    safeart.metaflow.set_policy(safeart.Policy(allow=[Point]))
+    assert serializer.claims(Point(1, 2), REF)
+    blob, _ = serializer.serialize(Point(1, 2), REF)
+    assert safeart.format.loads(blob, policy=adapter.policy_for("SomeFlow")) == Point(1, 2)
+
+
+def test_unnamed_saves_are_refused_in_strict_mode_and_left_alone_otherwise(recwarn):
+    unnamed = adapter.ArtifactRef(None, None)
+    assert not serializer.claims({"a": 1}, unnamed)
+    assert not recwarn.list
+    safeart.metaflow.strict()
+    assert serializer.claims({"a": 1}, unnamed)
+    with pytest.raises(safeart.EncodeError, match="cannot tell which artifact"):
+        serializer.serialize({"a": 1}, unnamed)
+
+
+def test_load_policy_precedence(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    name = f"{Point.__module__}.{Point.__qualname__}"
+    assert name not in adapter.base_policy().rules
+    policy_file = tmp_path / "safeart.toml"
+    policy_file.write_text(f'allow = ["{name}"]\n')
+    monkeypatch.setenv("SAFEART_POLICY", str(policy_file))
+    assert name in adapter.base_policy().rules
+    safeart.metaflow.set_policy(safeart.Policy())
+    assert name not in adapter.base_policy().rules
+    with safeart.metaflow.allowing(Point) as scoped:
+        assert adapter.base_policy() is scoped and name in scoped.rules
+    assert name not in adapter.base_policy().rules
+
+
+def test_main_is_trusted_only_in_the_flow_files_own_process():
+    # No Metaflow CLI runs this process (current.flow_name is None): nothing trusts __main__.
+    assert not adapter.policy_for("SomeFlow").trust_main
+    assert not adapter.policy_for(None).trust_main
+
+
+def _meta(encoding: str) -> SerializationMetadata:
+    return SerializationMetadata("<class 'dict'>", 0, encoding, {})
+
+
+def test_every_safeart_encoding_is_claimed_and_unknown_layouts_refused():
+    assert adapter.SafeartSerializer.can_deserialize(_meta("safeart-v1"))
+    assert adapter.SafeartSerializer.can_deserialize(_meta("safeart-v7"))
+    assert not adapter.SafeartSerializer.can_deserialize(_meta("pickle-v4"))
+    blob = safeart.format.dumps({"a": 1})
+    assert adapter.SafeartSerializer.deserialize([blob], _meta("safeart-v1")) == {"a": 1}
+    with pytest.raises(safeart.UnsupportedVersion, match="'safeart-v7'"):
+        adapter.SafeartSerializer.deserialize([blob], _meta("safeart-v7"))
+
+
+def test_failed_loads_name_the_artifact_the_blob_belongs_to():
+    blob_a, blob_b = safeart.format.dumps([1]), safeart.format.dumps([2])
+    ds = SimpleNamespace(
+        _info={n: {"encoding": e} for n, e in [("a", "safeart-v1"), ("b", "safeart-v1"), ("p", "pickle-v4")]},
+        _objects={"a": hashlib.sha1(blob_a).hexdigest(), "b": hashlib.sha1(blob_b).hexdigest(), "p": "x"},
+    )
+    load = adapter._Loading("F/1/s/2", ["a", "b", "p"], ds)
+    assert load.cheap_name() == ""
+    assert str(load.ref_for(blob_b)) == "F/1/s/2:b"
+    assert str(load.ref_for(b"tampered")) == "F/1/s/2:{a,b}"
+    single = adapter._Loading("F/1/s/2", ["a", "p"], ds)
+    assert single.cheap_name() == "a" and str(single.ref_for(b"tampered")) == "F/1/s/2:a"
