@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Sequence
 
 from ..errors import ConfigError
 
@@ -68,12 +68,20 @@ class StoredArtifact:
 
 @dataclass(frozen=True)
 class FetchedBlob:
-    """The gunzipped bytes of one blob, or why they could not be read."""
+    """The gunzipped bytes of one blob, or why they could not be read.
+
+    Attributes:
+        problem: None when ``data`` is set; else ``"missing"`` (no such blob in the
+            datastore), ``"corrupt"`` (Metaflow cannot unpack it: broken gzip framing) or
+            ``"io"`` (reading failed).
+        message: What went wrong, when ``problem`` is set.
+    """
 
     store: StoreRef
     sha: str
     data: bytes | None
-    error: str | None = None
+    problem: Literal["missing", "corrupt", "io"] | None = None
+    message: str = ""
 
     @property
     def intact(self) -> bool:
@@ -215,19 +223,23 @@ class RunDatastore:
         return [
             FetchedBlob(store, key, got[key])
             if key in got
-            else FetchedBlob(store, key, None, "the datastore returned no data")
+            else FetchedBlob(store, key, None, "io", "the datastore returned no data")
             for key in keys
         ]
 
     def _load_one(self, store: StoreRef, key: str) -> FetchedBlob:
+        from metaflow.datastore.exceptions import DataException
+
         flow_store = self._flow_store(store)
         storage = flow_store._storage_impl
-        if not storage.is_file([storage.path_join(store.flow, "data", key[:2], key)])[0]:
-            return FetchedBlob(store, key, None, "the blob is missing from the datastore")
         try:
+            if not storage.is_file([storage.path_join(store.flow, "data", key[:2], key)])[0]:
+                return FetchedBlob(store, key, None, "missing", "no such blob in the datastore")
             (_, blob), *_ = flow_store.ca_store.load_blobs([key])
-        except Exception as exc:  # Metaflow's DataException, gzip/OS errors
-            return FetchedBlob(store, key, None, f"Metaflow cannot read the blob: {exc}")
+        except DataException as exc:  # Metaflow could not unpack (gunzip) the stored bytes
+            return FetchedBlob(store, key, None, "corrupt", str(exc))
+        except Exception as exc:
+            return FetchedBlob(store, key, None, "io", f"{type(exc).__name__}: {exc}")
         return FetchedBlob(store, key, blob)
 
 
