@@ -26,8 +26,9 @@ from typing import Iterator, Mapping, Optional, Union
 
 from ..policy import AllowSpec, Policy
 from . import modes
+from .runscan import scan_run
 
-__all__ = ["strict", "is_strict", "set_policy", "allowing"]
+__all__ = ["strict", "is_strict", "set_policy", "allowing", "scan_run"]
 
 
 def strict(enabled: bool = True) -> None:
