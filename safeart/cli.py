@@ -14,8 +14,9 @@ Extending it:
   ``func(args) -> int``; append it to :data:`SUBCOMMANDS` (``export`` and ``convert`` will);
 * ``scan`` treats arguments that exist on the file system as files or folders and hands
   anything else (a Metaflow pathspec such as ``Flow/12/step``) to the :data:`RESOLVERS`, each
-  ``resolver(arg, policy) -> list[ScanResult] | None`` (None: not mine). The module
-  ``safeart.metaflow.runscan``, when present, is asked through its ``scan_target`` function.
+  ``resolver(arg, policy, args, progress) -> ScanReport | None`` (None: not mine). The module
+  ``safeart.metaflow.runscan``, when present, is asked through its ``scan_target`` function
+  with the Metaflow options (``--artifact``, ``--latest``, ``--last``, ``--all-namespaces``).
 """
 
 from __future__ import annotations
@@ -24,29 +25,38 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from typing import Callable, TextIO
 
 from .errors import SafeartError
 from .policy import Grade, Policy, load_policy, policy_from_env
-from .scan import ScanReport, ScanResult, collect_files, render, scan_file
+from .scan import ScanReport, collect_files, render, scan_file
 from .scan.render import FORMATS
 
 __all__ = ["main", "SUBCOMMANDS", "RESOLVERS", "Resolver"]
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
-#: ``resolver(arg, policy)`` scans a non-path target, or returns None when it is not its kind.
-Resolver = Callable[[str, Policy], "list[ScanResult] | None"]
+#: ``resolver(arg, policy, args, progress)`` scans a non-path target, or returns None when it
+#: is not its kind.
+Resolver = Callable[
+    [str, Policy, argparse.Namespace, Callable[[int, int, str], None]], "ScanReport | None"
+]
 RESOLVERS: list[Resolver] = []
 _RUNSCAN_MODULE = "safeart.metaflow.runscan"
 
 
-def _runscan_resolver(arg: str, policy: Policy) -> list[ScanResult] | None:
+def _runscan_resolver(
+    arg: str, policy: Policy, args: argparse.Namespace, progress: Callable[[int, int, str], None]
+) -> ScanReport | None:
     try:
         module = importlib.import_module(_RUNSCAN_MODULE)
     except ImportError:
         return None
-    return module.scan_target(arg, policy=policy)  # type: ignore[no-any-return]
+    return module.scan_target(  # type: ignore[no-any-return]
+        arg, policy=policy, artifacts=args.artifact, latest=args.latest, last=args.last,
+        all_namespaces=args.all_namespaces, progress=progress,
+    )
 
 
 RESOLVERS.append(_runscan_resolver)
@@ -71,11 +81,11 @@ class _Progress:
         self.stream.flush()
 
 
-def _resolve(arg: str, policy: Policy) -> list[ScanResult]:
+def _resolve(arg: str, policy: Policy, args: argparse.Namespace, progress: _Progress) -> ScanReport:
     for resolver in RESOLVERS:
-        results = resolver(arg, policy)
-        if results is not None:
-            return results
+        report = resolver(arg, policy, args, progress)
+        if report is not None:
+            return report
     raise FileNotFoundError(f"no such file or directory: {arg}")
 
 
@@ -85,20 +95,25 @@ def _scan(args: argparse.Namespace) -> int:
     except SafeartError as exc:
         print(f"safeart scan: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    started = time.perf_counter()
     report = ScanReport()
+    progress = _Progress(sys.stderr)
     try:
         files = collect_files([a for a in args.paths if os.path.exists(a)])
-        extra = [r for a in args.paths if not os.path.exists(a) for r in _resolve(a, policy)]
+        targets = [a for a in args.paths if not os.path.exists(a)]
+        resolved = [_resolve(a, policy, args, progress) for a in targets]
     except (FileNotFoundError, SafeartError) as exc:
         print(f"safeart scan: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    progress = _Progress(sys.stderr)
     for i, path in enumerate(files):
         progress(i, len(files), str(path))
         report.results.append(scan_file(path, policy=policy))
     progress(len(files), len(files), "")
-    report.results.extend(extra)
-    report.seconds = sum(r.seconds for r in report.results)
+    for sub in resolved:
+        report.results.extend(sub.results)
+        for key, value in sub.extra.items():
+            report.extra[key] = report.extra.get(key, 0) + value
+    report.seconds = time.perf_counter() - started
     text = render(report, args.format)
     if args.output:
         try:
@@ -128,6 +143,16 @@ def _register_scan(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-on", choices=["dangerous", "unknown"], default="unknown",
                    help="lowest grade that fails the scan (default: unknown)")
     p.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
+    mf = p.add_argument_group(
+        "Metaflow", "a PATH that does not exist is a Metaflow pathspec: Flow, Flow/run, "
+        "Flow/run/step, Flow/run/step/task or Flow/run/step/task:artifact",
+    )
+    mf.add_argument("--artifact", action="append", default=[], metavar="NAME",
+                    help="only this artifact (repeatable)")
+    mf.add_argument("--latest", action="store_true", help="Flow: only its latest run")
+    mf.add_argument("--last", type=int, metavar="N", help="Flow: only its N latest runs")
+    mf.add_argument("--all-namespaces", action="store_true",
+                    help="Flow: runs of every namespace, not only the current one")
     p.set_defaults(func=_scan)
 
 
