@@ -34,7 +34,10 @@ def render_text(report: ScanReport) -> str:
     for r in report.results:
         verdict = r.verdict.upper() + ("" if r.complete or r.error else " (incomplete)")
         kinds = ", ".join(r.formats) or "-"
-        lines.append(f"{verdict:<24} {r.target}  [{_size(r.size)}; {kinds}; {r.seconds:.3f} s]")
+        details = "".join(f"; {k} {v}" for k, v in r.extra.items() if v is not None)
+        lines.append(
+            f"{verdict:<24} {r.target}  [{_size(r.size)}; {kinds}; {r.seconds:.3f} s{details}]"
+        )
         if r.error:
             lines.append(f"    error: {r.error}")
         for f in r.findings:
@@ -46,6 +49,8 @@ def render_text(report: ScanReport) -> str:
         f"{s['dangerous']} dangerous, {s['error']} unreadable, {s['incomplete']} incomplete; "
         f"{_size(s['bytes'])} in {s['seconds']:.2f} s"
     )
+    if report.extra:
+        lines.append(", ".join(f"{k}: {v}" for k, v in report.extra.items()))
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +101,8 @@ def render_sarif(report: ScanReport) -> str:
                     for kind, text in KINDS.items()
                 ],
             }},
-            "artifacts": [{"location": {"uri": r.target}, "length": r.size}
+            "artifacts": [{"location": {"uri": r.target}, "length": r.size,
+                           **({"properties": dict(r.extra)} if r.extra else {})}
                           for r in report.results],
             "results": results,
         }],
