@@ -21,6 +21,8 @@ reason.
 
 Metaflow calls ``can_serialize(obj)`` and then ``serialize(obj)`` for the same object; the
 encoding done for the first is kept (for that exact object, in this thread) for the second.
+Nothing here raises from ``can_serialize``: Metaflow would log the exception as a
+"dispatch error" and silently try the next serializer (pickle), even in strict mode.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import warnings
 from typing import Any, Union
 
 from metaflow_extensions.safeart.plugins.safeart_serializer import (
+    SUPPORTED_METAFLOW,
     ArtifactRef,
     hooks_installed,
     policy_for,
@@ -108,7 +111,7 @@ def _encode(obj: Any, ref: ArtifactRef) -> Outcome:
     if ref.name is None or not hooks_installed():
         return EncodeError(
             "safeart cannot tell which artifact Metaflow is saving",
-            hint="use Metaflow >=2.19.30,<2.20 (safeart hooks its datastore to learn names)",
+            hint=f"use Metaflow {SUPPORTED_METAFLOW} (safeart hooks its datastore to learn names)",
         )
     from ..format import audit, dumps
 
@@ -116,6 +119,13 @@ def _encode(obj: Any, ref: ArtifactRef) -> Outcome:
         blob = dumps(obj, name=ref.name)
         audit(blob, policy=policy_for(ref.flow), name=ref.name).raise_for_problems()
     except SafeartError as err:
+        return err
+    except Exception as exc:  # noqa: BLE001 -- Metaflow would swallow it and pickle
+        err = EncodeError(
+            f"safeart failed on this object: {type(exc).__name__}: {exc}",
+            hint="this is a safeart bug; please report it with the object's type",
+        )
+        err.__cause__ = exc
         return err
     return blob
 

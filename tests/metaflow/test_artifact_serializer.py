@@ -203,3 +203,16 @@ def test_failed_loads_name_the_artifact_the_blob_belongs_to():
     assert str(load.ref_for(b"tampered")) == "F/1/s/2:{a,b}"
     single = adapter._Loading("F/1/s/2", ["a", "p"], ds)
     assert single.cheap_name() == "a" and str(single.ref_for(b"tampered")) == "F/1/s/2:a"
+
+
+def test_unexpected_encoder_failures_never_become_silent_pickle(monkeypatch: pytest.MonkeyPatch):
+    def broken(obj, **kw):
+        raise TypeError("boom")
+
+    monkeypatch.setattr(safeart.format, "dumps", broken)
+    with pytest.warns(serializer.PickleFallbackWarning, match="TypeError: boom"):
+        assert not serializer.claims({"a": 1}, REF)
+    safeart.metaflow.strict()
+    assert serializer.claims({"a": 1}, REF)
+    with pytest.raises(safeart.EncodeError, match="safeart failed on this object: TypeError: boom"):
+        serializer.serialize({"a": 1}, REF)
