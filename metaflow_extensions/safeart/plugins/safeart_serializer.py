@@ -15,7 +15,8 @@ only two places Metaflow dispatches to serializers) so that the datastore and ar
 being handled are visible in a thread-local while Metaflow calls the serializer. The
 wrappers change nothing else; they are installed only on Metaflow versions whose
 ``save_artifacts(self, artifacts_iter, len_hint=0)`` / ``load_artifacts(self, names)``
-match what was verified (2.19.30 to 2.19.x).
+match what was verified (2.19.26, the first release with pluggable serializers, to
+2.19.39).
 
 Policy used for loads (first match wins): :func:`scoped_policy` (``with
 safeart.metaflow.allowing(Net): ...``), :func:`set_process_policy`
@@ -51,6 +52,7 @@ from safeart.policy.files import policy_from_env
 
 __all__ = [
     "ENCODING",
+    "SUPPORTED_METAFLOW",
     "ArtifactRef",
     "SafeartSerializer",
     "hooks_installed",
@@ -69,7 +71,8 @@ ENCODING = "safeart-v1"
 _PREFIX = "safeart-"
 
 #: Metaflow versions whose datastore internals the hooks were verified against.
-_VERIFIED = ((2, 19, 30), (2, 20, 0))
+_VERIFIED = ((2, 19, 26), (2, 20, 0))
+SUPPORTED_METAFLOW = ">=2.19.26,<2.20"
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,7 @@ def install_hooks() -> bool:
         return True
     if not _verified():
         warnings.warn(
-            "safeart: this Metaflow version is not supported (need >=2.19.30,<2.20); "
+            f"safeart: this Metaflow version is not supported (need {SUPPORTED_METAFLOW}); "
             "artifacts are stored by Metaflow's own serializers",
             RuntimeWarning,
             stacklevel=2,
