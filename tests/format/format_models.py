@@ -122,6 +122,13 @@ class NewReturnsOther:
         return Pair(1, 2)
 
 
+class Migrating:
+    """Its __setstate__ swaps the class: the built type would differ from the audited one."""
+
+    def __setstate__(self, state: dict) -> None:
+        self.__class__ = WithState
+
+
 ALLOW = [Net, Block, TiedLM, TrainConfig, FrozenPoint, Pair, Color, Slotted, WithState]
 
 

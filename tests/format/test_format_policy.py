@@ -10,7 +10,8 @@ from torch import nn
 
 import safeart
 from safeart import FormatError, Policy, PolicyError
-from format_models import ALLOW, Color, Net, NewReturnsOther, Pair, TrainConfig, make_blob
+from format_models import (ALLOW, Color, Migrating, Net, NewReturnsOther, Pair, TrainConfig,
+                           make_blob)
 
 
 def test_disallowed_class_names_class_path_and_fix() -> None:
@@ -89,6 +90,12 @@ def test_new_must_return_exactly_the_audited_class() -> None:
     blob = make_blob({"k": "obj", "c": [NewReturnsOther.__module__, "NewReturnsOther"]})
     with pytest.raises(FormatError, match="returned a Pair"):
         safeart.loads(blob, allow=[NewReturnsOther, Pair])
+
+
+def test_setstate_must_not_change_the_class() -> None:
+    blob = make_blob({"k": "obj", "c": [Migrating.__module__, "Migrating"], "state": {"k": "dict"}})
+    with pytest.raises(FormatError, match="changed its class"):
+        safeart.loads(blob, allow=[Migrating])
 
 
 def test_state_errors_become_format_errors_with_the_path() -> None:

@@ -41,7 +41,7 @@ PLAIN = [
     "", "héllo ☃ \x00", "\ud800 lone surrogate", "x" * 5000, b"", b"\x00\xff" * 3,
     bytes(range(256)) * 40, [], (), [1, [2, [3]]], (1, (2,), ()),
     {"b": 1, "a": 2}, {3: "x", (1, 2): "t", None: 0, 2.5: [1], b"k": 1, frozenset({1}): 2},
-    OrderedDict([("z", 1), ("a", OrderedDict())]), set(), {1, "a", (2, 3)},
+    OrderedDict([("z", 1), ("a", OrderedDict())]), {"k" * 3000: 1, "a": 2}, set(), {1, "a", (2, 3)},
     frozenset(), frozenset({frozenset({1}), 2}),
 ]
 

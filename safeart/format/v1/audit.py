@@ -60,7 +60,7 @@ class _Auditor:
     def run(self, manifest: Any) -> None:
         if type(manifest) is not dict or manifest.keys() != {"version", "root"}:
             raise FormatError("the manifest must hold exactly 'version' and 'root'")
-        max_depth, max_nodes = self.limits.max_depth, self.limits.max_nodes
+        max_depth = self.limits.max_depth
         stack = self.stack
         self.visit([(manifest["root"], ())], -1)
         while stack:
@@ -71,8 +71,7 @@ class _Auditor:
             if depth > max_depth:
                 raise LimitExceeded(f"nesting deeper than max_depth={max_depth}",
                                     path=format_path(path, self.name))
-            if self.nodes > max_nodes:
-                raise LimitExceeded(f"more than max_nodes={max_nodes} manifest nodes")
+            self.nodes += 1
             self.visit(self._node(node, path), depth)
         unused = self.tensors.keys() - self.used
         if unused:
@@ -81,14 +80,17 @@ class _Auditor:
 
     def visit(self, children: Children, depth: int) -> None:
         """Queue the node children of a node at ``depth``; check its literal children."""
-        self.nodes += len(children)
+        if self.nodes + len(children) > self.limits.max_nodes:  # before any work on them
+            raise LimitExceeded(f"more than max_nodes={self.limits.max_nodes} manifest nodes")
         stack = self.stack
         max_str = self.limits.max_name_length
         for child, path in reversed(children):
             cls = type(child)
             if cls is dict or child is _LEAVE:
                 stack.append((child, path, depth + 1))
-            elif cls is str:
+                continue
+            self.nodes += 1
+            if cls is str:
                 if len(child) > max_str:
                     raise LimitExceeded(f"string of {len(child)} characters exceeds max_name_"
                                         f"length={max_str}", path=format_path(path, self.name))

@@ -241,6 +241,8 @@ class _Builder:
                 set_state(obj, state)
             except Exception as exc:
                 raise self.fail(f"cannot set the state of a {cls.__qualname__}", path, exc) from exc
+            if type(obj) is not cls:  # e.g. a slot state assigning __class__
+                raise self.fail(f"the state of a {cls.__qualname__} changed its class", path)
         return obj
 
     def _enum(self, node: dict, path: tuple) -> enum.Enum:

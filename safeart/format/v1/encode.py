@@ -145,6 +145,8 @@ class _Encoder:
         if (name in self.names or name == "__metadata__" or len(name) > self.max_str
                 or not name.isprintable()):
             name = f"#{len(self.pieces)}"
+            while name in self.names:
+                name += "#"
         self.names.add(name)
         buf = memoryview(data).cast("B")
         self.pieces.append(Piece(name, dtype, (buf.nbytes,) if shape is None else shape, buf))
@@ -186,7 +188,8 @@ class _Encoder:
         if not value:
             return node
         encode = self.encode
-        if all(type(key) is str for key in value):
+        if all(type(key) is str and len(key) <= self.max_str for key in value):
+            self.nodes += len(value)  # the keys, as the reader counts them
             node["m"] = {key: encode(item, item_path(path, key), depth + 1)
                          for key, item in value.items()}
         else:
@@ -199,6 +202,8 @@ class _Encoder:
     def _tensor(self, tensor: Any, path: tuple, depth: int) -> dict:
         torch = self.torch
         cls = type(tensor)
+        if sys.byteorder != "little":
+            raise self.fail("tensors can only be stored on little-endian hosts", path)
         if cls is not torch.Tensor and cls is not torch.nn.Parameter:
             raise self.fail(f"tensor subclass {cls.__module__}.{cls.__qualname__} cannot be stored",
                             path, hint="store a plain tensor: t.as_subclass(torch.Tensor)")
