@@ -125,7 +125,8 @@ def _grade_imports(ctx: ScanContext, walker: Walker, run: StubUnpickler, loc: st
         offset = op.offset if op else None
         opcode = op.opcode if op else None
         module, name = call.resolved
-        if torch_storages and module == "torch" and name in STORAGE_ELEMENT_SIZES:
+        tag = module in ("torch", "torch.storage") and name in STORAGE_ELEMENT_SIZES
+        if torch_storages and tag:
             verdict = ctx.grade_as(call.resolved, Grade.ALLOWED, "storage type tag of a torch "
                                    "persistent id (torch maps it to a dtype)")
         else:
