@@ -45,8 +45,9 @@ def scan_blob(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
               hint: str = "") -> None:
     """Scan ``buf[start:end]`` as whatever its content is.
 
-    ``hint`` only ever makes the scan stricter: ``"pickle"`` (a member named ``*.pkl``) must
-    be a pickle, ``"trailing"`` (data after a pickle) is a finding when unrecognised.
+    ``hint``: ``"pickle"``/``"torch-pickle"`` (a member named ``*.pkl``) must be a pickle;
+    ``"member"`` (any other archive member) is a pickle only if it parses or imports
+    something; ``"trailing"`` (data after a pickle) is a finding when unrecognised.
     """
     with ctx.nested(loc) as ok:
         if ok:
@@ -85,8 +86,10 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
     if _is_safetensors(head, end - start):
         ctx.format("safetensors")
         return
+    # A PROTO header makes top-level content a pickle for sure; inside an archive raw tensor
+    # bytes start with 0x80 0x02 often enough that only a *.pkl name does.
     strict = hint in ("pickle", "torch-pickle") or (
-        len(head) >= 2 and head[0] == 0x80 and head[1] <= 5
+        hint != "member" and len(head) >= 2 and head[0] == 0x80 and head[1] <= 5
     )
     if end > start and scan_stream(ctx, buf, start, end, loc, strict=strict, nested=scan_blob,
                                    torch_storages=hint == "torch-pickle"):
@@ -261,6 +264,7 @@ def _tar(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str) -> None:
                     return
                 if member.isfile() and not member.issparse():
                     a = start + member.offset_data
-                    scan_blob(ctx, buf, a, min(end, a + member.size), f"{loc} > {member.name}")
+                    scan_blob(ctx, buf, a, min(end, a + member.size), f"{loc} > {member.name}",
+                              "member")
     except tarfile.TarError as exc:
         ctx.add(Grade.UNKNOWN, "malformed", "tar", f"cannot read tar: {exc}", location=loc)

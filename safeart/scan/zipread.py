@@ -127,8 +127,8 @@ def scan_zip(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
         if content is None:
             continue
         data, a, b = content
-        hint = "pickle" if m.name.lower().endswith((".pkl", ".pickle")) else ""
-        if hint and torch_zip:
+        hint = "pickle" if m.name.lower().endswith((".pkl", ".pickle")) else "member"
+        if hint == "pickle" and torch_zip:
             hint = "torch-pickle"
         scan_blob(ctx, data, a, b, where, hint)
 
