@@ -17,7 +17,6 @@ Nothing here imports torch: the caller passes the module in when it needs tensor
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Iterable, NamedTuple
 
 import numpy as np
@@ -200,13 +199,16 @@ def _entry(name: str, spec: Any, start: int, limits: Limits) -> TensorEntry:
     info = DTYPES.get(dtype) if type(dtype) is str else None
     if info is None:
         raise FormatError(f"tensor {name!r}: unknown dtype {dtype!r}")
-    if not (type(shape) is list and len(shape) <= MAX_RANK
-            and all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape)):
+    if type(shape) is not list or len(shape) > MAX_RANK:
         raise FormatError(f"tensor {name!r}: shape must be a list of at most {MAX_RANK} sizes")
-    if not (type(offsets) is list and len(offsets) == 2
-            and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]):
+    count = 1
+    for dim in shape:
+        if type(dim) is not int or not 0 <= dim <= _MAX_DIM:
+            raise FormatError(f"tensor {name!r}: shape holds {dim!r}, not a size")
+        count *= dim
+    if not (type(offsets) is list and len(offsets) == 2 and type(offsets[0]) is int
+            and type(offsets[1]) is int and 0 <= offsets[0] <= offsets[1]):
         raise FormatError(f"tensor {name!r}: data_offsets must be [begin, end] with begin <= end")
-    count = math.prod(shape)
     if info.packed > 1:
         if not shape or shape[-1] % info.packed:
             raise FormatError(f"tensor {name!r}: {dtype} needs a last dimension divisible by {info.packed}")

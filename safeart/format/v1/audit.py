@@ -15,8 +15,8 @@ from ...policy import Policy
 from ..container import ST_BY_NUMPY, Header, TensorEntry
 from ..report import AuditReport, ClassRef
 from .schema import (
-    AFTER_CHILDREN, BASE64, CLASS_NAME, DEVICE, FIELDS, FLOAT_BITS, HEX, KEY, REQUIRED,
-    STATE, TORCH_DTYPE, VERSION, dt_itemsize, format_path, item_path,
+    AFTER_CHILDREN, BASE64, CLASS_NAME, DEVICE, EMPTY, FIELDS, FLOAT_BITS, HEX, KEY, REQUIRED,
+    STATE, TORCH_DTYPE, VERSION, dt_itemsize, format_path,
 )
 
 __all__ = ["audit"]
@@ -86,7 +86,17 @@ class _Auditor:
         max_str = self.limits.max_name_length
         for child, path in reversed(children):
             cls = type(child)
-            if cls is dict or child is _LEAVE:
+            if cls is dict:
+                kind = child.get("k")
+                if len(child) == 1 and type(kind) is str and kind in EMPTY:  # {"k": "odict"}
+                    if depth + 1 > self.limits.max_depth:
+                        raise LimitExceeded(f"nesting deeper than max_depth={self.limits.max_depth}",
+                                            path=format_path(path, self.name))
+                    self.nodes += 1
+                else:
+                    stack.append((child, path, depth + 1))
+                continue
+            if child is _LEAVE:
                 stack.append((child, path, depth + 1))
                 continue
             self.nodes += 1
@@ -220,13 +230,13 @@ class _Auditor:
             if "v" in node or type(mapping) is not dict:
                 raise self.fail("a dict node has either a map 'm' or pairs 'v'", path)
             self.visit([(key, (path, KEY)) for key in mapping], -1)  # keys are strings
-            return [(value, item_path(path, key)) for key, value in mapping.items()]
+            return [(value, (path, (key,))) for key, value in mapping.items()]
         children: Children = []
         for pair in self._items(node, "v", path):
             if type(pair) is not list or len(pair) != 2:
                 raise self.fail("dict items must be [key, value] pairs", path)
             children.append((pair[0], (path, KEY)))
-            children.append((pair[1], item_path(path, pair[0])))
+            children.append((pair[1], (path, (pair[0],))))
         return children
 
     _k_odict = _k_dict

@@ -26,7 +26,7 @@ import numpy as np
 from ...errors import EncodeError, SafeartError
 from ...limits import Limits
 from ..container import MAX_RANK, ST_BY_NUMPY, ST_BY_TORCH, Piece
-from .schema import KEY, STATE, VERSION, format_path, item_path
+from .schema import KEY, STATE, VERSION, format_path
 
 __all__ = ["encode"]
 
@@ -190,11 +190,11 @@ class _Encoder:
         encode = self.encode
         if all(type(key) is str and len(key) <= self.max_str for key in value):
             self.nodes += len(value)  # the keys, as the reader counts them
-            node["m"] = {key: encode(item, item_path(path, key), depth + 1)
+            node["m"] = {key: encode(item, (path, (key,)), depth + 1)
                          for key, item in value.items()}
         else:
             node["v"] = [[encode(key, (path, KEY), depth + 1),
-                          encode(item, item_path(path, key), depth + 1)]
+                          encode(item, (path, (key,)), depth + 1)]
                          for key, item in value.items()]
         return node
 

@@ -7,7 +7,7 @@ See ``safeart/format/SPEC.md`` for the prose version.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections import OrderedDict
 
 __all__ = [
     "VERSION",
@@ -24,6 +24,7 @@ __all__ = [
     "DEVICE",
     "STATE",
     "KEY",
+    "EMPTY",
     "dt_itemsize",
     "format_path",
 ]
@@ -69,6 +70,9 @@ REQUIRED: dict[str, frozenset[str]] = {
 #: Kinds whose object exists only once its children are built (and ``obj`` while its
 #: ``args`` are built): a reference from inside them back to them cannot be resolved.
 AFTER_CHILDREN = frozenset({"tuple", "set", "frozenset", "enum"})
+#: Container kinds and what a node of that kind without fields (``{"k": kind}``) builds.
+EMPTY = {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset, "dict": dict,
+         "odict": OrderedDict}
 #: torch.nn.Module state entries shown as plain attributes in object paths
 #: (``model.head.weight`` rather than ``model._modules['head']._parameters['weight']``).
 MODULE_CONTAINERS = frozenset({"_modules", "_parameters", "_buffers"})
@@ -105,9 +109,9 @@ def dt_itemsize(dt: str) -> int | None:
 
 
 # -- object paths --------------------------------------------------------------------------
-# A path is a linked chain (parent, segment), () being the root, formatted only on demand.
-# Segments: an int is a position ([3]); a str is preformatted (".name", "<key>"); a 1-tuple
-# holds a dict key ([repr]); STATE marks an object's state, whose str keys read as attributes.
+# A path is a linked chain (parent, segment), () being the root, built cheaply while walking
+# and formatted only when needed. Segments: an int is a position ([3]); a 1-tuple holds a dict
+# key; STATE marks an object's state; any other str is preformatted ("<key>", ".value").
 STATE = ""
 KEY = "<key>"
 _REPR_KEYS = (str, int, float, bool, type(None), bytes)
@@ -116,29 +120,35 @@ _REPR_KEYS = (str, int, float, bool, type(None), bytes)
 def format_path(path: tuple, root: str = "", *, state_dict_style: bool = False) -> str:
     """``model.layers[0].weight`` style text for a path chain; ``root`` names the root.
 
-    ``state_dict_style`` writes numbered children the way ``Module.state_dict`` names
-    them (``layers.0.weight``); the writer names tensors so.
+    String keys of an object's state read as attributes (``.weight``), and torch.nn's
+    ``_modules``/``_parameters``/``_buffers`` are flattened into their object.
+    ``state_dict_style`` writes numbered children the way ``Module.state_dict`` names them
+    (``layers.0.weight``); the writer names tensors so.
     """
-    parts = []
+    segments = []
     while path:
         path, seg = path
-        if type(seg) is int:
+        segments.append(seg)
+    parts = []
+    in_state = False  # the previous segment entered an object's state
+    for seg in reversed(segments):
+        if in_state and type(seg) is tuple and type(seg[0]) is str:
+            key = seg[0]
+            if key in MODULE_CONTAINERS:
+                continue  # still in the object's state
+            if state_dict_style or not key.isdigit():
+                parts.append("." + key)
+            else:
+                parts.append(f"[{key}]")
+        elif type(seg) is int:
             parts.append(f"[{seg}]")
         elif type(seg) is tuple:
             key = seg[0]
             parts.append(f"[{key!r}]" if type(key) in _REPR_KEYS else f"[<{type(key).__name__}>]")
-        elif not state_dict_style and seg[1:].isdigit() and seg[:1] == ".":
-            parts.append(f"[{seg[1:]}]")
         else:
             parts.append(seg)
-    text = "".join(reversed(parts))
+        in_state = seg is STATE
+    text = "".join(parts)
     if root:
         return root + text
     return text[1:] if text.startswith(".") else (text or "<root>")
-
-
-def item_path(path: tuple, key: Any) -> tuple:
-    """The path of ``key``'s value in a dict at ``path`` (attribute-style in object state)."""
-    if path and path[1] == STATE and type(key) is str:
-        return path if key in MODULE_CONTAINERS else (path[0], "." + key)
-    return (path, (key,))
