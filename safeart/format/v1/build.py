@@ -41,7 +41,8 @@ def build(manifest: dict, header: Header, buf: memoryview, policy: Policy,
 
 
 def set_state(obj: Any, state: Any) -> None:
-    """Apply ``state`` to a fresh instance exactly as pickle's BUILD opcode does."""
+    """Apply ``state`` to a fresh instance as pickle's BUILD opcode does (``__setstate__``
+    is looked up on the class, so an instance ``__getattr__`` is never consulted)."""
     setstate = getattr(type(obj), "__setstate__", None)
     if setstate is not None:
         setstate(obj, state)
@@ -50,7 +51,9 @@ def set_state(obj: Any, state: Any) -> None:
     if type(state) is tuple and len(state) == 2:
         state, slots = state
     if state:
-        obj.__dict__.update(state)
+        inst_dict = obj.__dict__
+        for key, value in state.items():
+            inst_dict[key] = value
     if slots:
         for key, value in slots.items():
             setattr(obj, key, value)
