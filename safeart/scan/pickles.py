@@ -180,7 +180,7 @@ def _grade_stream(
             message, offset = walker.error, walker.error_offset
         else:
             semantic = walker.semantic_error
-            offset = semantic[0] if semantic else run.reader.tell()
+            offset = semantic[0] if semantic else run.position()
             message = f"{type(run.error).__name__}: {run.error}"
         ctx.add(Grade.UNKNOWN, "malformed", "pickle",
                 f"unpickling fails here ({message}); every import before this point runs",
@@ -252,7 +252,7 @@ class _Hooks:
 
     def joblib_array(self, state: Any) -> None:
         reader = self.run.reader
-        pos = reader.tell()
+        pos = self.run.position()
         where = f"{self.loc} > joblib-array@{pos}"
         size = _joblib_array_size(state)
         if size is None:

@@ -24,6 +24,7 @@ import _compat_pickle
 import _pickle
 import contextvars
 import copyreg
+import io
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -189,8 +190,8 @@ class GuardedReader:
         return self.pos
 
     def close(self) -> None:
-        self.ext_guard.release()
         self._view.release()
+
 
 
 class _ExtensionCacheGuard:
@@ -233,6 +234,39 @@ class FindClassCall:
     op: ImportOp | None
 
 
+class _Recorder(_pickle.Unpickler):
+    """CPython's C unpickler; every import and persistent id goes to the stub world."""
+
+    def __init__(self, file: Any, run: "StubUnpickler") -> None:
+        super().__init__(file, encoding="latin1")
+        self._run = run
+
+    def find_class(self, module: str, name: str) -> Any:
+        return self._run.find_class(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        self._run.persistent_ids.append(pid)
+        return Opaque
+
+
+#: Stub classes are stateless (a name and a role), so they are shared by every run.
+_STUBS: dict[str, type] = {}
+#: Pickles up to this size are walked first and handed to CPython in one piece.
+_EAGER_MAX = 1 << 20
+
+
+def _stub(full: str) -> type:
+    stub = _STUBS.get(full)
+    if stub is None:
+        if len(_STUBS) >= _MAX_NAMED_STUBS:
+            return Opaque
+        role = _ROLES.get(full, "")
+        if not role and full.startswith("torch.") and full.endswith("Storage"):
+            role = "storage-type"
+        stub = _STUBS[full] = _make(full, role)
+    return stub
+
+
 @dataclass
 class StubUnpickler:
     """One run of CPython's unpickler over the walker's pickle, with stubs."""
@@ -245,45 +279,47 @@ class StubUnpickler:
     result: Any = None
 
     def run(self) -> None:
-        """Load until STOP or the first error (kept in :attr:`error`, never raised)."""
-        reader = GuardedReader(self.walker)
+        """Load until STOP or the first error (kept in :attr:`error`, never raised).
+
+        Small pickles without joblib inline arrays are walked completely first and handed
+        over as one in-memory file (fast); others go through a :class:`GuardedReader`, which
+        validates as CPython reads, so joblib can move the read position between opcodes.
+        In both cases CPython only ever sees bytes the walker accepted.
+        """
+        w = self.walker
+        self._ops = iter(w.imports)
+        self._base = w.start
+        reader: Any
+        if w.end - w.start <= _EAGER_MAX and w.buf.find(b"NumpyArrayWrapper", w.start, w.end) < 0:
+            w.finish()
+            reader = io.BytesIO(w.buf[w.start:w.frontier])
+            guard = _ExtensionCacheGuard()
+            if any(op.opcode.startswith("EXT") for op in w.imports):
+                guard.engage()
+        else:
+            reader = GuardedReader(w)
+            self._base = 0
+            guard = reader.ext_guard
         self.reader = reader
-        ops = (op for op in self.walker.imports if op.calls_find_class)
-        run = self
-
-        class _Unpickler(_pickle.Unpickler):
-            def find_class(self, module: str, name: str) -> Any:
-                return run._find_class(module, name, ops)
-
-            def persistent_load(self, pid: Any) -> Any:
-                run.persistent_ids.append(pid)
-                return Opaque
-
         token = _HOOKS.set(self.hooks)
         try:
-            self.result = _Unpickler(reader, encoding="latin1").load()
+            self.result = _Recorder(reader, self).load()
         except Exception as exc:  # noqa: BLE001 - every parse error is a finding
-            self.error = exc
-        except RecursionError as exc:  # pragma: no cover - subclass of Exception in 3.11
             self.error = exc
         finally:
             _HOOKS.reset(token)
+            guard.release()
+            self._final = self.position()
             reader.close()
 
-    def _find_class(self, module: str, name: str, ops: Any) -> Any:
-        op = next(ops, None)
+    def position(self) -> int:
+        """Where CPython's read position is (absolute offset in the walker's buffer)."""
+        final = self.__dict__.get("_final")
+        return final if final is not None else self._base + self.reader.tell()
+
+    def find_class(self, module: str, name: str) -> Any:
+        """Record CPython's import, matched to the walker's next import opcode."""
+        op = next((o for o in self._ops if o.calls_find_class), None)
         resolved = compat_name(module, name, op.proto if op else 0)
         self.calls.append(FindClassCall(module, name, resolved, op))
-        return self._stub(".".join(resolved))
-
-    def _stub(self, full: str) -> type:
-        cache: dict[str, type] = self.__dict__.setdefault("_stubs", {})
-        stub = cache.get(full)
-        if stub is None:
-            if len(cache) >= _MAX_NAMED_STUBS:
-                return Opaque
-            role = _ROLES.get(full, "")
-            if not role and full.startswith("torch.") and full.endswith("Storage"):
-                role = "storage-type"
-            stub = cache[full] = _make(full, role)
-        return stub
+        return _stub(".".join(resolved))

@@ -166,13 +166,16 @@ class Walker:
 
     def advance(self, target: int) -> None:
         """Validate opcodes until ``frontier >= target`` or the walk ends."""
-        while self.frontier < target and not self.done:
-            self._step()
+        step = self._step
+        while self.frontier < target and self.stop is None and self.error is None \
+                and not self._halted:
+            step()
 
     def finish(self) -> None:
         """Walk to the end of this pickle (STOP, error or limit)."""
-        while not self.done:
-            self._step()
+        step = self._step
+        while self.stop is None and self.error is None and not self._halted:
+            step()
 
     def jump(self, pos: int) -> None:
         """Continue at ``pos``: bytes before it were consumed outside the pickle (joblib)."""
@@ -188,7 +191,7 @@ class Walker:
         if b > self.end:
             return False
         be = self._buf_end
-        if be is not None:
+        if be is not None:  # inside a frame buffer
             if a >= be:
                 self._buf_end = None
             elif b > be:
@@ -214,7 +217,8 @@ class Walker:
         spec = _OPS.get(code)
         if spec is None:
             return self._fail(p, f"invalid opcode 0x{code:02x}")
-        self._piece(p, p + 1)
+        if self._buf_end is not None:
+            self._piece(p, p + 1)
         name, kind, size = spec
         q = p + 1
         arg: object = None
