@@ -40,9 +40,16 @@ def render_text(report: ScanReport) -> str:
         )
         if r.error:
             lines.append(f"    error: {r.error}")
+        repeats: dict[tuple[str, str, str, str], int] = {}
         for f in r.findings:
-            lines.append(f"    {f.grade.value} {f.kind}: {f.name}  {_where(f)}")
-            lines.append(f"        {f.reason}")
+            repeats[(f.grade.value, f.kind, f.name, f.reason)] = repeats.get(
+                (f.grade.value, f.kind, f.name, f.reason), 0) + 1
+        for f in r.findings:  # each distinct finding once, at its first occurrence
+            count = repeats.pop((f.grade.value, f.kind, f.name, f.reason), 0)
+            if count:
+                more = f"  (and {count - 1} more like it)" if count > 1 else ""
+                lines.append(f"    {f.grade.value} {f.kind}: {f.name}  {_where(f)}{more}")
+                lines.append(f"        {f.reason}")
     s = report.summary
     lines.append(
         f"{s['scanned']} scanned: {s['clean']} clean, {s['unknown']} unknown, "

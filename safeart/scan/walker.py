@@ -29,7 +29,7 @@ import mmap
 
 from ..limits import Limits
 
-__all__ = ["Buffer", "ImportOp", "Walker", "OPNAMES"]
+__all__ = ["Buffer", "ImportOp", "Walker"]
 
 Buffer = Union[bytes, mmap.mmap]
 
@@ -74,9 +74,6 @@ for _c, _n, _s in [(b"\x8a", "LONG1", 1), (b"\x8b", "LONG4", -4), (b"T", "BINSTR
                    (b"B", "BINBYTES", 4), (b"C", "SHORT_BINBYTES", 1),
                    (b"\x8e", "BINBYTES8", 8), (b"\x96", "BYTEARRAY8", 8)]:
     _op(_c, _n, _COUNTED, _s)
-
-#: opcode byte -> opcode name, for diagnostics.
-OPNAMES: dict[int, str] = {code: spec[0] for code, spec in _OPS.items()}
 
 _EXT = {"EXT1", "EXT2", "EXT4"}
 _BYTES = {"BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"}
