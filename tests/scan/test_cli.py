@@ -141,3 +141,18 @@ def test_console_script_entry_point(files):
     proc = subprocess.run([sys.executable, "-m", "safeart.cli", "scan", files["evil"]],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "builtins.open" in proc.stdout
+
+
+def test_a_scanner_crash_is_never_a_pass(files, monkeypatch, capsys):
+    import safeart
+    import safeart.scan.api as api
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated scanner bug")
+
+    monkeypatch.setattr(api, "scan_blob", boom)
+    assert run("--fail-on", "dangerous", files["clean"]) == 1
+    out = capsys.readouterr().out
+    assert "UNKNOWN (incomplete)" in out and "simulated scanner bug" in out
+    result = safeart.scan_bytes(b"\x80\x04N.")
+    assert not result.complete and result.findings[0].kind == "error"
