@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 import numpy
 
-from ..policy import Grade
+from ..policy import Grade, Verdict
 from .context import ScanContext
-from .stubs import DTypeRecord, StubUnpickler, compat_name, stub_name
+from .stubs import DTypeRecord, GuardedReader, StubUnpickler, compat_name, stub_name
 from .walker import Buffer, ImportOp, Walker
 
 __all__ = ["PickleOutcome", "scan_pickle", "BlobScanner", "STORAGE_ELEMENT_SIZES"]
@@ -132,8 +132,8 @@ def _grade_imports(ctx: ScanContext, walker: Walker, run: StubUnpickler, loc: st
         else:
             verdict = ctx.grade(module, name)
         if not _is_identifier(*call.resolved) and verdict.grade is not Grade.ALLOWED:
-            verdict = type(verdict)(Grade.DANGEROUS, verdict.name,
-                                    "import name is not a plain dotted identifier (obfuscation)")
+            verdict = Verdict(Grade.DANGEROUS, verdict.name,
+                              "import name is not a plain dotted identifier (obfuscation)")
         ctx.add(verdict.grade, "import", verdict.name, verdict.reason,
                 location=loc, offset=offset, opcode=opcode)
         if op is None:
@@ -252,6 +252,12 @@ class _Hooks:
 
     def joblib_array(self, state: Any) -> None:
         reader = self.run.reader
+        if not isinstance(reader, GuardedReader):  # the wrapper's name was not in the bytes
+            self.ctx.add(Grade.DANGEROUS, "differential", "NumpyArrayWrapper",
+                         "a joblib array wrapper reached without its name in the stream "
+                         "(EXT code or computed name): its inline data cannot be located",
+                         location=self.loc)
+            return
         pos = self.run.position()
         where = f"{self.loc} > joblib-array@{pos}"
         size = _joblib_array_size(state)
