@@ -51,6 +51,7 @@ def restricted_loads(
     *,
     policy: Policy | None = None,
     artifact: str | None = None,
+    device: Any = None,
 ) -> Any:
     """Unpickle ``data`` admitting only the globals ``policy`` allows.
 
@@ -61,16 +62,19 @@ def restricted_loads(
         policy: The allowlist; default: ``$SAFEART_POLICY`` if set, else the built-in one.
             Add your own classes with ``Policy(allow=[Net])``.
         artifact: Where the bytes came from, named in every error.
+        device: Where tensors' storages are placed (``"cuda:0"``, a ``torch.device``),
+            like ``torch.load``'s ``map_location``; the CPU if None.
 
     Returns:
-        The unpickled object. Tensors' storages are rebuilt on the CPU.
+        The unpickled object. Tensors' storages are rebuilt on the CPU, then moved to
+        ``device``.
 
     Raises:
         PolicyError: a global (or a persistent id) is not allowed; nothing it names ran.
         FormatError: the bytes are not a valid pickle, or rebuilding an object failed.
         LimitExceeded: nested torch payloads deeper than ``Limits.max_nesting``.
     """
-    session = LoadSession(policy if policy is not None else policy_from_env(), artifact)
+    session = LoadSession(policy if policy is not None else policy_from_env(), artifact, device)
     size = memoryview(data).nbytes
     stream = io.BytesIO(data)
 

@@ -103,15 +103,17 @@ def _resolve_callable(policy: Policy, module: str, name: str) -> object:
 
 class LoadSession:
     """State shared by the unpicklers of one restricted load (outer pickle and nested torch
-    streams): the policy, the artifact name, the nesting depth and the first refusal.
+    streams): the policy, the artifact name, the target device of tensor storages, the
+    nesting depth and the first refusal.
 
     A refusal is remembered so that an allowed callable that catches the
     :class:`~safeart.errors.PolicyError` cannot make the load succeed regardless.
     """
 
-    def __init__(self, policy: Policy, artifact: str | None) -> None:
+    def __init__(self, policy: Policy, artifact: str | None, device: Any = None) -> None:
         self.policy = policy
         self.artifact = artifact
+        self.device = device
         self.depth = 0
         self.refusal: PolicyError | None = None
 

@@ -16,7 +16,8 @@ of torch 2.13) with nested restricted unpicklers and builds storages itself:
 ``torch.<X>Storage`` resolves to a :class:`StorageTag` (a dtype, never the class), so a
 stream cannot call storage constructors. Declared sizes are charged against the bytes that
 actually follow before anything is allocated, so a stream never allocates more than its own
-length. Storages are always rebuilt on the CPU, whatever device they were saved from.
+length. Storages are always rebuilt on the CPU, whatever device they were saved from, then
+moved to the session's ``device`` when one is set (``torch.load``'s ``map_location``).
 """
 
 from __future__ import annotations
@@ -180,4 +181,16 @@ def load_legacy_stream(payload: object, session: LoadSession) -> Any:
     storages.fill(load_one(stream, session), data, stream)
     if stream.tell() != len(data):
         raise FormatError(f"{len(data) - stream.tell()} trailing bytes after the torch stream")
-    return result
+    return _placed(result, session.device)
+
+
+def _placed(result: Any, device: Any) -> Any:
+    """The stream's storage on ``device`` (unchanged when None or already there)."""
+    if device is None or not isinstance(result, torch.storage.TypedStorage):
+        return result
+    untyped, target = result._untyped_storage, torch.device(device)
+    if untyped.device == target:
+        return result
+    return torch.storage.TypedStorage(
+        wrap_storage=untyped.to(device=target), dtype=result.dtype, _internal=True
+    )
