@@ -10,6 +10,7 @@ accounted for byte by byte and anything after them is scanned as trailing data.
 
 from __future__ import annotations
 
+from ..limits import Limits
 from ..policy import Grade
 from .context import ScanContext
 from .pickles import STORAGE_ELEMENT_SIZES, BlobScanner, PickleOutcome, scan_pickle
@@ -33,6 +34,13 @@ def scan_stream(
     ``torch_storages``: the first pickle is a torch checkpoint's ``data.pkl``, whose
     persistent ids name storages.
     """
+    header = _known_header(ctx, buf, start, end)
+    if header:  # the very bytes of a legacy header already scanned clean: same outcome
+        ctx.format("pickle")
+        ctx.format("torch-legacy")
+        _legacy(ctx, buf, start + header, end, loc, nested, _LEGACY_PARTS[2:])
+        return True
+    mark = ctx.mark()
     first = scan_pickle(ctx, buf, start, end, loc, strict=strict, nested=nested,
                         torch_storages=torch_storages)
     if not first.is_pickle:
@@ -40,7 +48,13 @@ def scan_stream(
     ctx.format("pickle")
     if first.complete and type(first.result) is int and first.result == TORCH_MAGIC:
         ctx.format("torch-legacy")
-        _legacy(ctx, buf, first, end, loc, nested)
+        pos = _legacy(ctx, buf, first.next_start or end, end, loc, nested, _LEGACY_PARTS[:2])
+        # Remember the header only if it added nothing at all: no finding, no import.
+        if pos is not None and ctx.mark()[0] == mark[0] and ctx.result.globals == mark[3] \
+                and not first.persistent_ids:
+            _remember_header(ctx, bytes(buf[start:pos]))
+        if pos is not None:
+            _legacy(ctx, buf, pos, end, loc, nested, _LEGACY_PARTS[2:])
     elif first.complete:
         _stacked(ctx, buf, first.next_start or end, end, loc, nested)
     return True
@@ -60,24 +74,54 @@ def _stacked(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
         pos = out.next_start
 
 
-def _legacy(ctx: ScanContext, buf: Buffer, magic: PickleOutcome, end: int, loc: str,
-            nested: BlobScanner) -> None:
-    pos = magic.next_start or end
+#: Legacy headers (magic, protocol and sys_info pickles) that scanned clean without any
+#: import, by limits: every tensor of a plain-pickled model repeats the same one.
+_CLEAN_HEADERS: dict[Limits, set[bytes]] = {}
+_MAX_HEADERS = 64
+
+
+def _known_header(ctx: ScanContext, buf: Buffer, start: int, end: int) -> int:
+    for header in _CLEAN_HEADERS.get(ctx.limits, ()):
+        n = len(header)
+        if n <= end - start and buf[start:start + n] == header:
+            return n
+    return 0
+
+
+def _remember_header(ctx: ScanContext, header: bytes) -> None:
+    known = _CLEAN_HEADERS.setdefault(ctx.limits, set())
+    if len(known) < _MAX_HEADERS and len(header) <= 1024:
+        known.add(header)
+
+
+def _legacy(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
+            nested: BlobScanner, parts: tuple[str, ...]) -> int | None:
+    """Scan ``parts`` of a legacy stream from ``pos`` (and the raw records after the storage
+    keys); returns where the parts end, None when one of them is broken."""
     outs: list[PickleOutcome] = []
-    for part in _LEGACY_PARTS:
+    for part in parts:
         out = scan_pickle(ctx, buf, pos, end, f"{loc} > {part}@{pos}", strict=True,
                           nested=nested, torch_storages=part == "data")
         if not out.complete or out.next_start is None:
-            return
+            return None
         outs.append(out)
         pos = out.next_start
+    if parts[-1] != "storage keys":
+        return pos
+    _records(ctx, buf, pos, end, loc, nested, outs[0], outs[1])
+    return pos
+
+
+def _records(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
+             nested: BlobScanner, data: PickleOutcome, keys_out: PickleOutcome) -> None:
+    """Account for the raw storage records byte by byte; scan whatever follows them."""
     where = f"{loc} > storages@{pos}"
     sizes = {
         pid[2]: STORAGE_ELEMENT_SIZES.get((stub_name(pid[1]) or "").rsplit(".", 1)[-1])
-        for pid in outs[2].persistent_ids
+        for pid in data.persistent_ids
         if type(pid) is tuple and len(pid) >= 3 and type(pid[2]) is str
     }
-    keys = outs[3].result
+    keys = keys_out.result
     if type(keys) is not list or not all(type(k) is str and k in sizes for k in keys):
         ctx.add(Grade.UNKNOWN, "malformed", "storage keys",
                 "the storage key list does not match the storages the data pickle references",

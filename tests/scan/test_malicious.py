@@ -93,3 +93,19 @@ def test_nothing_named_in_a_pickle_is_imported():
     result = scan_bytes(data)
     assert "antigravity" not in sys.modules
     assert result.verdict == "unknown"
+
+
+def test_legacy_header_cache_never_remembers_a_payload(tmp_path):
+    import torch
+
+    from payloads import legacy_torch_stream
+    from safeart.scan import streams
+
+    streams._CLEAN_HEADERS.clear()
+    evil = legacy_torch_stream(tmp_path / "c", "magic")
+    benign = pickle.dumps(torch.ones(3), protocol=4)
+    assert scan_bytes(evil).verdict == "dangerous"
+    assert scan_bytes(benign).verdict == "clean"  # learns the real header
+    assert scan_bytes(benign).verdict == "clean"  # served from the cache
+    assert scan_bytes(evil).verdict == "dangerous"
+    assert not (tmp_path / "c").exists()
