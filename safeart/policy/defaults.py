@@ -248,6 +248,10 @@ _CLASSES: dict[str, str] = {
         "Metaflow's _foreach_stack entries: a NamedTuple (step, var, num_splits, index, value) "
         "that metaflow.tuple_util installs in __main__ of every Metaflow process"
     ),
+    "metaflow.exception.MetaflowExceptionWrapper": (
+        "what @catch stores: MetaflowExceptionWrapper(None) (its __init__ does nothing for "
+        "None) plus a __dict__ of exception text, type name and stack trace strings"
+    ),
 }
 
 _CALLABLES: dict[str, str] = {
