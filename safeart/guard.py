@@ -1,0 +1,213 @@
+"""The guarded load of pickled bytes, and the process-wide switch that enforces it.
+
+Every pickled artifact safeart loads goes through :func:`load_pickle`, whoever asks
+(:func:`safeart.load`, :func:`safeart.export`, :func:`convert` of pickle files, or
+Metaflow's own reads while enforcement is on)::
+
+    obj = load_pickle(blob, policy=Policy(allow=[Net]), artifact="TrainFlow/12/start/3:model")
+
+1. :func:`safeart.scan.scan_bytes` grades every import of the pickle, of nested
+   ``torch.storage._load_from_bytes`` streams and of containers, with the policy;
+2. anything above "allowed" (or anything the scanner could not fully analyse) refuses the
+   load with an :class:`~safeart.errors.UnsafeArtifactError` that carries the scan result,
+   names the artifact and tells the user what to add to the allowlist, if anything;
+3. otherwise :func:`safeart.unpickle.restricted_loads` unpickles *the very same bytes
+   object* under the same policy. Whatever fails there raises; nothing ever falls back to
+   an unrestricted ``pickle.loads``.
+
+The module is free of Metaflow and torch imports so that Metaflow's extension can use it
+in every process without side effects (importing ``safeart.metaflow`` would opt a flow in to
+safeart-encoded artifacts).
+
+Enforcement: :func:`enforced` is true when :func:`set_enforced` turned it on or
+``$SAFEART_ENFORCE`` is ``1``/``true``/``yes``/``on``. Any other non-empty value that is not
+``0``/``false``/``no``/``off`` also counts as on -- a typo must not silently switch the
+protection off -- and :func:`check_env` names it as an error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .errors import ConfigError, UnsafeArtifactError
+from .policy import AllowSpec, Grade, Policy, policy_from_env
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .scan import Finding, ScanResult
+
+__all__ = [
+    "ENFORCE_ENV",
+    "load_pickle",
+    "make_policy",
+    "convert",
+    "refuse_unless_clean",
+    "enforced",
+    "set_enforced",
+    "check_env",
+    "env_flag",
+]
+
+#: Environment switch: Metaflow's own reads of pickled artifacts are scanned and restricted.
+ENFORCE_ENV = "SAFEART_ENFORCE"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+#: Findings listed in an error message (the rest is counted; all are in ``report``).
+_SHOWN = 5
+
+_enforced = False
+
+
+def load_pickle(
+    data: bytes,
+    *,
+    policy: Policy | None = None,
+    artifact: str | None = None,
+    device: Any = None,
+    findings: Iterable["Finding"] = (),
+) -> Any:
+    """Scan ``data``, then unpickle the same bytes with the restricted unpickler.
+
+    Args:
+        data: One complete pickle (a Metaflow ``pickle-v4`` artifact after gzip decoding).
+        policy: The allowlist for both the scan and the load; default ``$SAFEART_POLICY``
+            or the built-in one.
+        artifact: What to call the bytes in errors (``Flow/run/step/task:name``, a path).
+        device: Where tensors' storages go (``"cuda:0"``); the CPU if None.
+        findings: Findings the caller already has about these bytes (e.g. an integrity
+            finding), which refuse the load like scan findings.
+
+    Raises:
+        UnsafeArtifactError: the scan found something above "allowed" (or could not
+            analyse everything); nothing was unpickled.
+        PolicyError, FormatError: the restricted load refused or failed.
+    """
+    from .scan import scan_bytes
+    from .unpickle import restricted_loads
+
+    policy = policy if policy is not None else policy_from_env()
+    result = scan_bytes(data, policy=policy, name=artifact or "<bytes>")
+    result.findings[:0] = list(findings)
+    refuse_unless_clean(result, policy, artifact)
+    return restricted_loads(data, policy=policy, artifact=artifact, device=device)
+
+
+def make_policy(policy: Policy | None, allow: Iterable[AllowSpec] = ()) -> Policy:
+    """``policy`` (default ``$SAFEART_POLICY`` or the built-in allowlist) plus ``allow``."""
+    base = policy if policy is not None else policy_from_env()
+    allow = tuple(allow)
+    return base.extend(allow) if allow else base
+
+
+def convert(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    allow: Iterable[AllowSpec] = (),
+    policy: Policy | None = None,
+) -> Path:
+    """Turn a pickle file into a safeart file, after a clean scan and a restricted load.
+
+    ::
+
+        safeart.convert("model.pkl", "model.safetensors", allow=[Net])
+        model = safeart.load_file("model.safetensors", allow=[Net])
+
+    Args:
+        source: A plain pickle (``pickle.dump`` output, any protocol), e.g. a legacy model
+            file. ``torch.save`` checkpoints are zip archives, not plain pickles: load
+            those with ``torch.load(weights_only=True)`` and write them with
+            :func:`safeart.save_file`.
+        destination: The safeart file to write (written only once the object is encoded).
+        allow: Extra classes to allow; ``policy``: the base policy (see :func:`make_policy`).
+
+    Raises:
+        UnsafeArtifactError: the scan is not clean; nothing was unpickled or written.
+        PolicyError, FormatError: the restricted load refused or failed.
+        EncodeError: the object cannot be stored in the safe format.
+    """
+    from .format import save_file
+
+    data = Path(source).read_bytes()
+    obj = load_pickle(data, policy=make_policy(policy, allow), artifact=os.fspath(source))
+    del data
+    save_file(obj, destination, name=Path(source).stem)
+    return Path(destination)
+
+
+def refuse_unless_clean(result: "ScanResult", policy: Policy, artifact: str | None) -> None:
+    """Raise an :class:`UnsafeArtifactError` for ``result`` unless it is clean.
+
+    The message lists the first findings; the hint says exactly which allowlist entry (or
+    alias, for classes recorded as ``__main__.X``) admits each class that is merely not on
+    the allowlist, and warns off dangerous ones.
+    """
+    if not result.fails(Grade.UNKNOWN):
+        return
+    shown = "; ".join(
+        f"{f.grade.value} {f.kind} {f.name} ({f.reason})" for f in result.findings[:_SHOWN]
+    )
+    more = len(result.findings) - _SHOWN
+    if more > 0:
+        shown += f"; and {more} more"
+    if result.error:
+        shown = shown or result.error
+    raise UnsafeArtifactError(
+        f"refused to load: the scan verdict is {result.verdict}"
+        + ("" if result.complete else " (not fully analysed)")
+        + f": {shown or 'incomplete analysis'}",
+        report=result,
+        artifact=artifact,
+        hint=_hint(result, policy),
+    )
+
+
+def _hint(result: "ScanResult", policy: Policy) -> str:
+    dangerous = sorted({f.name for f in result.findings if f.grade is Grade.DANGEROUS})
+    if dangerous:
+        return (
+            f"{', '.join(dangerous)}: known code-execution, file, process or network "
+            "primitives; never allow them. Treat the artifact as malicious and re-create it "
+            "from trusted code."
+        )
+    if result.complete and all(
+        f.kind in ("import", "class") and f.grade is Grade.UNKNOWN for f in result.findings
+    ):
+        missing = sorted({f.name for f in result.findings})
+        return "\n  ".join(policy.how_to_allow(name) for name in missing)
+    return (
+        "the artifact is malformed, truncated, changed in its store or too large for the "
+        "policy's limits; re-create it, or inspect it with `safeart scan`"
+    )
+
+
+def env_flag(name: str) -> bool:
+    """The boolean environment variable ``name`` (``1/true/yes/on`` or ``0/false/no/off``).
+
+    Raises:
+        ConfigError: it holds anything else.
+    """
+    raw = os.environ.get(name, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ConfigError(
+            f"{name}={raw!r} is not a boolean", hint="use 1/true/yes/on or 0/false/no/off"
+        )
+    return raw in _TRUE
+
+
+def set_enforced(enabled: bool = True) -> None:
+    """Turn enforcement on (or off) for this process (``$SAFEART_ENFORCE`` still counts)."""
+    global _enforced
+    _enforced = enabled
+
+
+def enforced() -> bool:
+    """True when enforcement is on; never raises (a malformed ``$SAFEART_ENFORCE`` is on)."""
+    return _enforced or os.environ.get(ENFORCE_ENV, "").strip().lower() not in _FALSE
+
+
+def check_env() -> None:
+    """Raise a :class:`ConfigError` when ``$SAFEART_ENFORCE`` is not a boolean word."""
+    env_flag(ENFORCE_ENV)
