@@ -36,7 +36,7 @@ import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from metaflow.datastore.artifacts.serializer import (
     ArtifactSerializer,
@@ -58,6 +58,7 @@ __all__ = [
     "hooks_installed",
     "install_hooks",
     "ensure_registered",
+    "loading",
     "policy_for",
     "saving",
     "scoped_policy",
@@ -69,6 +70,8 @@ __all__ = [
 #: layout and bumps only if that changes.
 ENCODING = "safeart-v1"
 _PREFIX = "safeart-"
+#: What Metaflow assumes for artifacts recorded without an encoding (very old runs).
+_LEGACY = "gzip+pickle-v2"
 
 #: Metaflow versions whose datastore internals the hooks were verified against.
 _VERIFIED = ((2, 19, 26), (2, 20, 0))
@@ -235,6 +238,15 @@ def saving() -> ArtifactRef:
     return getattr(_LOCAL, "saving", None) or ArtifactRef(None, None)
 
 
+def loading() -> Optional["_Loading"]:
+    """The artifact load Metaflow is running in this thread (None outside a load)."""
+    return getattr(_LOCAL, "loading", None)
+
+
+def _is_safeart(encoding: str) -> bool:
+    return encoding.startswith(_PREFIX)
+
+
 @dataclass(frozen=True)
 class _Loading:
     task: str
@@ -245,19 +257,22 @@ class _Loading:
     def flow(self) -> Optional[str]:
         return _flow_of(self.task)
 
-    def _candidates(self) -> list[str]:
-        info = self.ds._info
-        return [n for n in self.names if str(info.get(n, {}).get("encoding", "")).startswith(_PREFIX)]
+    def _candidates(self, accepts: Callable[[str], bool]) -> list[str]:
+        info = self.ds._info  # no encoding recorded: Metaflow's default, as it loads them
+        return [
+            n for n in self.names if accepts(str(info.get(n, {}).get("encoding", _LEGACY)))
+        ]
 
     def cheap_name(self) -> str:
         """The artifact being decoded when that is clear without hashing, else ``""``."""
-        names = self._candidates()
+        names = self._candidates(_is_safeart)
         return names[0] if len(names) == 1 else ""
 
-    def ref_for(self, blob: bytes) -> ArtifactRef:
-        """Which requested artifact ``blob`` belongs to: the only safeart one requested,
-        else the one whose content address is the blob's sha1 (errors only)."""
-        names = self._candidates()
+    def ref_for(self, blob: bytes, accepts: Callable[[str], bool] = _is_safeart) -> ArtifactRef:
+        """Which requested artifact ``blob`` belongs to: the only one requested whose
+        encoding ``accepts`` (safeart's by default), else the one whose content address is
+        the blob's sha1 (errors only)."""
+        names = self._candidates(accepts)
         if len(names) > 1:
             key = hashlib.sha1(blob).hexdigest()
             names = [n for n in names if self.ds._objects.get(n) == key] or names
