@@ -15,6 +15,12 @@ Elsewhere, allow them explicitly::
 
     with safeart.metaflow.allowing(Net):
         model = Flow("BlogFlow").latest_run["start"].task["model"].data
+
+Pickled artifacts (flows without the import, older runs) are read by Metaflow's pickle
+serializer, unless enforcement is on: ``safeart.metaflow.enforce()`` or
+``SAFEART_ENFORCE=1`` (and strict mode) routes them through safeart's scan and restricted
+unpickler (see :mod:`safeart.metaflow.enforcement`). For production code,
+``safeart.load("Flow/run", "model", allow=[Net])`` loads either kind explicitly.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from typing import Iterator, Mapping, Optional, Union
 
 from ..policy import AllowSpec, Policy
 from . import modes
+from .enforcement import enforce, is_enforced
 from .runscan import scan_run
 
-__all__ = ["strict", "is_strict", "set_policy", "allowing", "scan_run"]
+__all__ = ["strict", "is_strict", "set_policy", "allowing", "scan_run", "enforce", "is_enforced"]
 
 
 def strict(enabled: bool = True) -> None:
