@@ -5,13 +5,19 @@
     safeart scan PATH... [--format text|json|sarif] [--policy FILE]
                          [--fail-on dangerous|unknown] [--output FILE]
 
-Exit codes: 0 clean, 1 findings at or above ``--fail-on`` (or anything that could not be
-fully analysed), 2 usage or I/O error.
+    safeart export Flow/run/step/task:NAME DIR [--allow CLASS]... [--alias NAME=CLASS]...
+                   [--policy FILE]
+    safeart convert PICKLE OUTPUT [--allow CLASS]... [--alias NAME=CLASS]... [--policy FILE]
+
+Exit codes: 0 clean (``scan``) or written (``export``/``convert``); 1 findings at or above
+``--fail-on`` or anything that could not be fully analysed (``scan``), or the artifact was
+refused: unclean scan, class not allowed, malformed, not storable (``export``/``convert``);
+2 usage, configuration or I/O error.
 
 Extending it:
 
 * a subcommand is a function ``register(subparsers)`` that adds its parser and sets
-  ``func(args) -> int``; append it to :data:`SUBCOMMANDS` (``export`` and ``convert`` will);
+  ``func(args) -> int``; append it to :data:`SUBCOMMANDS`;
 * ``scan`` treats arguments that exist on the file system as files or folders and hands
   anything else (a Metaflow pathspec such as ``Flow/12/step``) to the :data:`RESOLVERS`, each
   ``resolver(arg, policy, args, progress) -> ScanReport | None`` (None: not mine). The module
@@ -28,7 +34,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from .errors import SafeartError
+from .errors import ConfigError, SafeartError
 from .policy import Grade, Policy, load_policy, policy_from_env
 from .scan import ScanReport, collect_files, render, scan_file
 from .scan.render import FORMATS
@@ -156,8 +162,94 @@ def _register_scan(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_scan)
 
 
+def _policy_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", metavar="FILE", help="safeart.toml or pyproject.toml")
+    p.add_argument("--allow", action="append", default=[], metavar="CLASS",
+                   help="also allow this class, module.Class (repeatable)")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME=CLASS",
+                   help="load the recorded class NAME as CLASS, e.g. "
+                   "__main__.Net=mypkg.models.Net for a class defined in a flow file (repeatable)")
+
+
+def _load_policy(args: argparse.Namespace) -> Policy:
+    policy = load_policy(args.policy) if args.policy else policy_from_env()
+    aliases = {}
+    for spec in args.alias:
+        recorded, sep, target = spec.partition("=")
+        if not (sep and recorded.strip() and target.strip()):
+            raise ConfigError(f"--alias {spec!r} is not NAME=CLASS",
+                              hint="e.g. --alias __main__.Net=mypkg.models.Net")
+        aliases[recorded.strip()] = target.strip()
+    return policy.extend(args.allow, aliases=aliases)
+
+
+def _write(command: str, args: argparse.Namespace, write: Callable[[Policy], str]) -> int:
+    """Run ``write(policy)`` (returns what to print); map errors to exit codes."""
+    try:
+        print(write(_load_policy(args)))
+    except (ConfigError, OSError) as exc:
+        print(f"safeart {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SafeartError as exc:
+        print(f"safeart {command}: refused: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _export(args: argparse.Namespace) -> int:
+    def write(policy: Policy) -> str:
+        from .metaflow.export import export
+
+        done = export(args.pathspec, args.directory, args.name, policy=policy)
+        how = "scanned clean, converted from pickle" if done.converted else "audited, copied"
+        return f"exported {done.artifact} ({done.encoding}: {how}) -> {done.path}"
+
+    return _write("export", args, write)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    def write(policy: Policy) -> str:
+        from .guard import convert
+
+        path = convert(args.source, args.output, policy=policy)
+        return f"converted {args.source} (pickle: scanned clean) -> {path}"
+
+    return _write("convert", args, write)
+
+
+def _register_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a Metaflow artifact to DIR/NAME.safetensors for serving without Metaflow",
+        description="Export one Metaflow artifact as a safeart file (safetensors + manifest). "
+        "safeart artifacts are audited and copied; pickled ones are scanned, loaded with the "
+        "restricted unpickler and re-encoded, or refused. Load the file with "
+        "safeart.load_file(path, allow=[...]).",
+    )
+    p.add_argument("pathspec", help="Flow/run/step/task:NAME, or Flow/run, Flow with --name")
+    p.add_argument("directory", metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--name", help="the artifact name, unless the pathspec ends with :NAME")
+    _policy_options(p)
+    p.set_defaults(func=_export)
+
+
+def _register_convert(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "convert",
+        help="turn a pickle file into a safeart file after a clean scan",
+        description="Scan a plain pickle file, load it with the restricted unpickler and "
+        "write it in the safe format; refused unless the scan is clean.",
+    )
+    p.add_argument("source", metavar="PICKLE", help="a plain pickle file (pickle.dump output)")
+    p.add_argument("output", metavar="OUTPUT", help="the safeart file to write")
+    _policy_options(p)
+    p.set_defaults(func=_convert)
+
+
 #: Every subcommand's ``register(subparsers)``.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_scan]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _register_scan, _register_export, _register_convert,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
