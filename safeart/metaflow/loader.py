@@ -159,9 +159,9 @@ def decode(record: StoredArtifact, blob: FetchedBlob, policy: Policy, device: An
     """Rebuild the object in ``blob`` (fetched for ``record``) under ``policy``, as
     :func:`load` does: guarded pickle load or safeart decode, by recorded encoding."""
     data = blob.data
-    assert data is not None
-    integrity = [] if blob.intact else [_tampered(record.sha)]
+    assert data is not None, "fetch() returns readable blobs only"
     if record.encoding in PICKLE_ENCODINGS:
+        integrity = [] if blob.intact else [_tampered(record.sha)]
         return load_pickle(data, policy=policy, artifact=record.pathspec, device=device,
                            findings=integrity)
     check_safeart(record, blob, policy)
