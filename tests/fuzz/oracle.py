@@ -1,0 +1,222 @@
+"""Oracles for fuzzing and hardening tests.
+
+:func:`victim_imports` is what a victim could import from some bytes: CPython's own C
+unpickler (``pickle.Unpickler`` subclass) called again and again on the raw bytes, as
+``pickle.load`` in a loop or ``torch.load``'s legacy path would, and on every container layer
+a loader could peel off (gzip/bz2/xz/zlib, zip and tar members, the pickle after an ``.npy``
+object-array header). Its ``find_class`` records ``(module, name)`` and returns the permissive
+stub of ``tests/scan/test_differential.py``; ``persistent_load`` returns it too. Nothing named
+in the bytes is ever imported or called.
+
+:func:`unreported` compares that with a :class:`~safeart.scan.ScanResult`: a name the victim
+imports that the scanner neither graded nor reported is a scanner bypass.
+
+:class:`Watch` is an audit hook (installed once per process, armed only inside ``with``) that
+records process, exec, network and write-open events and imports of modules not explicitly
+expected: "nothing executed", checked by the interpreter itself.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import os
+import pickle
+import sys
+import tarfile
+import zipfile
+import zlib
+from typing import Any, Iterable, Iterator
+
+from test_differential import _Any  # the scanner tests' permissive stub, reused
+
+from safeart.scan import ScanResult
+from safeart.scan.stubs import compat_name
+
+__all__ = ["victim_imports", "unreported", "Watch", "Executed"]
+
+#: Largest layer the victim model decompresses or extracts (the fuzzer's inputs are small).
+MAX_LAYER = 16 << 20
+_MAX_PICKLES = 64
+_MAX_DEPTH = 4
+
+
+class _Victim(pickle.Unpickler):
+    """The C unpickler; records each import and hands out an inert stub instead."""
+
+    def __init__(self, file: io.BytesIO, calls: list[tuple[str, str]]) -> None:
+        super().__init__(file, encoding="latin1")
+        self._calls = calls
+
+    def find_class(self, module: str, name: str) -> Any:
+        self._calls.append((module, name))
+        return _Any
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Any
+
+
+assert _Victim.__mro__[1].__module__ == "_pickle"  # CPython's C unpickler, the victim's
+
+
+def pickle_imports(data: bytes) -> list[tuple[str, str]]:
+    """Every ``find_class`` call of ``pickle.load`` repeated on ``data`` until it fails."""
+    calls: list[tuple[str, str]] = []
+    stream = io.BytesIO(data)
+    for _ in range(_MAX_PICKLES):
+        if stream.tell() >= len(data):
+            break
+        try:
+            _Victim(stream, calls).load()
+        except Exception:  # noqa: BLE001 - a broken pickle still imported what came before
+            break
+    return calls
+
+
+def victim_imports(data: bytes, depth: int = 0) -> list[tuple[str, str]]:
+    """``(module, name)`` of every import some loader could perform on ``data``."""
+    calls = pickle_imports(data)
+    if depth < _MAX_DEPTH:
+        for inner in _layers(data):
+            calls += victim_imports(inner, depth + 1)
+    return calls
+
+
+def _layers(data: bytes) -> Iterator[bytes]:
+    """Every container layer a loader could peel off ``data`` (each bounded)."""
+    for wbits in (31, 15):
+        yield from _attempt(lambda w=wbits: zlib.decompressobj(w).decompress(data, MAX_LAYER))
+    for factory in (bz2.BZ2Decompressor, lzma.LZMADecompressor):
+        yield from _attempt(lambda f=factory: f().decompress(data, MAX_LAYER))
+    yield from _attempt(lambda: _members(data))
+    yield from _attempt(lambda: _tar_members(data))
+    yield from _attempt(lambda: _npy_objects(data))
+
+
+def _attempt(produce: Any) -> Iterator[bytes]:
+    try:
+        out = produce()
+    except Exception:  # noqa: BLE001 - not this kind of container
+        return
+    for layer in out if isinstance(out, list) else [out]:
+        if layer:
+            yield layer
+
+
+def _members(data: bytes) -> list[bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [archive.read(i) for i in archive.infolist()[:64] if i.file_size <= MAX_LAYER]
+
+
+def _tar_members(data: bytes) -> list[bytes]:
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar.getmembers()[:64]:
+            if member.isfile() and member.size <= MAX_LAYER:
+                out.append(tar.extractfile(member).read())  # type: ignore[union-attr]
+    return out
+
+
+def _npy_objects(data: bytes) -> bytes:
+    from numpy.lib import format as npformat
+
+    stream = io.BytesIO(data)
+    version = npformat.read_magic(stream)
+    _, _, dtype = npformat._read_array_header(stream, version)  # numpy.load's own reader
+    return data[stream.tell():] if dtype.hasobject else b""
+
+
+def unreported(data: bytes, result: ScanResult) -> list[str]:
+    """Imports a victim performs on ``data`` that ``result`` does not name anywhere.
+
+    Either spelling counts as reported: the name as written and its protocol < 3 mapping
+    (the victim's protocol is not observable from ``find_class``; tests/scan's differential
+    test checks the walker's raw names and protocols one by one). A scan that stopped on a
+    limit reported that it is incomplete, so it is not held to the rest.
+    """
+    if any(f.kind == "limit" for f in result.findings):
+        return []
+    reported = set(result.globals) | {f.name for f in result.findings}
+    missing = []
+    for module, name in victim_imports(data):
+        spellings = {f"{module}.{name}", ".".join(compat_name(module, name, 0))}
+        if not spellings & reported:
+            missing.append(f"{module}.{name}")
+    return missing
+
+
+# -- the audit hook -----------------------------------------------------------------------
+_EXECUTION = {
+    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
+    "subprocess.Popen", "pty.spawn", "socket.connect", "socket.bind", "webbrowser.open",
+    "ctypes.dlopen", "ctypes.call_function", "os.remove", "os.rename",
+    "shutil.rmtree", "shutil.copyfile", "os.chmod", "os.mkdir", "builtins.input",
+}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+class Executed(AssertionError):
+    """Something ran that safeart must never run on untrusted bytes."""
+
+
+class Watch:
+    """``with Watch(expected_modules) as seen: ...`` then ``seen.check()``.
+
+    ``expected`` names modules (and their submodules) the code under test may import on its
+    own (lazy imports of safeart and of allowlisted libraries); any other import, any event
+    in :data:`_EXECUTION`, an ``exec`` of dynamic code and an ``open`` for writing are
+    recorded. Run the code once before watching it, so that its own lazy imports (whose
+    modules may define dataclasses, which ``exec`` generated code) are done.
+    """
+
+    _installed = False
+    _active: "Watch | None" = None
+
+    def __init__(self, expected: Iterable[str] = ()) -> None:
+        self.expected = tuple(expected) + ("encodings",)
+        self.events: list[str] = []
+        if not Watch._installed:
+            sys.addaudithook(Watch._hook)
+            Watch._installed = True
+
+    def __enter__(self) -> "Watch":
+        self.events.clear()
+        Watch._active = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        Watch._active = None
+
+    @staticmethod
+    def _hook(event: str, args: tuple[Any, ...]) -> None:
+        watch = Watch._active
+        if watch is None:
+            return
+        if event in _EXECUTION or (event == "exec" and _is_dynamic(args[0])):
+            watch.events.append(f"{event}{_short(args)}")
+        elif event == "import":
+            module = str(args[0])
+            if not any(module == e or module.startswith(e + ".") for e in watch.expected):
+                watch.events.append(f"import {module}")
+        elif event == "open":
+            mode, flags = args[1], args[2] if len(args) > 2 else 0
+            if (isinstance(mode, str) and set(mode) & set("wax+")) or (
+                isinstance(flags, int) and flags & _WRITE_FLAGS
+            ):
+                watch.events.append(f"open{_short(args)}")
+
+    def check(self) -> None:
+        if self.events:
+            raise Executed(f"executed while handling untrusted bytes: {self.events[:5]}")
+
+
+def _is_dynamic(code: Any) -> bool:
+    """Code that is not a module body being imported from a file (``exec("...")``,
+    ``eval``, and the methods a dataclass definition generates)."""
+    return str(getattr(code, "co_filename", "<?>")).startswith("<")
+
+
+def _short(args: tuple[Any, ...]) -> str:
+    text = repr(args)
+    return text if len(text) < 200 else text[:200] + "...)"
