@@ -111,8 +111,8 @@ def resolve_tasks(
     Raises:
         ConfigError: bad option combination, or the flow/run/step/task does not exist.
     """
-    from metaflow import Flow, Run, Step, Task
-    from metaflow.exception import MetaflowException
+    from metaflow import Run, Step, Task
+    from metaflow.exception import MetaflowException, MetaflowNamespaceMismatch
 
     if (latest or last is not None) and spec.run is not None:
         raise ConfigError(
@@ -128,7 +128,9 @@ def resolve_tasks(
             return _step_tasks(Step(spec.object_pathspec, _namespace_check=False))
         if spec.run is not None:
             return _run_tasks(Run(spec.object_pathspec, _namespace_check=False))
-        runs = _flow_runs(Flow(spec.flow), 1 if latest else last, all_namespaces)
+        runs = _flow_runs(spec.flow, 1 if latest else last, all_namespaces)
+    except MetaflowNamespaceMismatch:  # the flow exists, but has no run in this namespace
+        runs = []
     except MetaflowException as exc:
         raise ConfigError(
             f"{spec.object_pathspec}: {exc.headline}: {exc.message}",
@@ -143,14 +145,12 @@ def resolve_tasks(
     return [task for run in reversed(runs) for task in _run_tasks(run)]
 
 
-def _flow_runs(flow: object, limit: int | None, all_namespaces: bool) -> list["Run"]:
-    """The flow's runs, newest first (at most ``limit``)."""
+def _flow_runs(name: str, limit: int | None, all_namespaces: bool) -> list["Run"]:
+    """The flow's runs in the current namespace (or all), newest first, at most ``limit``."""
     from metaflow import Flow
 
-    if all_namespaces:
-        flow = Flow(flow.pathspec, _namespace_check=False)  # type: ignore[attr-defined]
     runs: list["Run"] = []
-    for run in flow:  # type: ignore[attr-defined]
+    for run in Flow(name, _namespace_check=not all_namespaces):
         runs.append(run)
         if limit is not None and len(runs) >= limit:
             break
