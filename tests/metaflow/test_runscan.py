@@ -15,9 +15,8 @@ import pytest
 from metaflow.datastore.content_addressed_store import ContentAddressedStore
 
 import safeart.metaflow.runscan as runscan
-from safeart.cli import main as cli_main
-from safeart.metaflow import scan_run
-from safeart.scan import ScanReport, ScanResult
+from runscan_support import TINY_FLOW, names, result, scan, scan_cli  # puts tests/ on sys.path
+from payloads import canary_reduce_pickle, nested_load_from_bytes_payload
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -79,26 +78,6 @@ if __name__ == "__main__":
     FanFlow()
 """
 
-TINY_FLOW = """
-from metaflow import FlowSpec, step
-
-
-class TinyFlow(FlowSpec):
-    @step
-    def start(self):
-        self.payload = {"weights": [1.0, 2.0, 3.0]}
-        self.count = 3
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    TinyFlow()
-"""
-
 SAFE_FLOW = """
 import safeart.metaflow  # store artifacts with safeart
 import numpy as np
@@ -125,21 +104,6 @@ if __name__ == "__main__":
 
 
 # -- helpers -------------------------------------------------------------------------------
-def _frag(value: Any) -> bytes:
-    """Opcodes pushing ``value`` (protocol 3, no PROTO/STOP), to splice into a pickle."""
-    return pickle.dumps(value, protocol=3)[2:-1]
-
-
-def _call(module: str, name: str, *args: Any) -> bytes:
-    """A protocol-2 pickle calling ``module.name(*args)`` (GLOBAL + REDUCE)."""
-    return b"\x80\x02c" + f"{module}\n{name}\n".encode() + _frag(args) + b"R."
-
-
-def _canary_pickle(canary: Path) -> bytes:
-    """``os.system('touch <canary>')``: creates the canary file if it is ever unpickled."""
-    return _call("os", "system", f"touch {canary}")
-
-
 @pytest.fixture
 def no_deserialization(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Make every real deserializer raise and record the attempt.
@@ -177,29 +141,6 @@ def no_deserialization(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     assert attempts == []
 
 
-def _scan(env: Any, pathspec: str, **kw: Any) -> ScanReport:
-    with env.client():
-        return scan_run(pathspec, **kw)
-
-
-def _cli(env: Any, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    capsys.readouterr()
-    with env.client():
-        code = cli_main(["scan", *argv])
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def _names(report: ScanReport) -> list[str]:
-    """``step/task:name`` of every result (run id and flow dropped)."""
-    return [r.target.split("/", 2)[2] for r in report.results]
-
-
-def _result(report: ScanReport, suffix: str) -> ScanResult:
-    (found,) = [r for r in report.results if r.target.endswith(suffix)]
-    return found
-
-
 def _sha(env: Any, run: Any, step: str, name: str) -> str:
     with env.client():
         return env.task_datastore(run.flow, run.run_id, step)._objects[name]
@@ -217,20 +158,20 @@ def test_pickled_run_is_clean_under_the_default_policy_and_nothing_is_deserializ
     flow_env: Any, no_deserialization: list[str]
 ) -> None:
     run = flow_env.run(PICKLE_FLOW)
-    report = _scan(flow_env, run.pathspec)
+    report = scan(flow_env, run.pathspec)
 
     assert not report.fails(), [(r.target, r.findings) for r in report.results if r.fails()]
-    model = _result(report, "start/1:model")
+    model = result(report, "start/1:model")
     assert model.extra == {
         "type": "<class 'torch.nn.modules.container.Sequential'>",
         "encoding": "pickle-v4",
         "sha": _sha(flow_env, run, "start", "model"),
     }
     assert "pickle" in model.formats and model.size > 1000
-    assert _result(report, "start/1:frame").extra["type"] == "<class 'pandas.DataFrame'>"
-    assert _result(report, "end/2:weights").extra["type"] == "<class 'numpy.ndarray'>"
+    assert result(report, "start/1:frame").extra["type"] == "<class 'pandas.DataFrame'>"
+    assert result(report, "end/2:weights").extra["type"] == "<class 'numpy.ndarray'>"
     # Metaflow's private artifacts are pickles the runtime loads too: scanned as well.
-    assert "start/1:_foreach_stack" in _names(report)
+    assert "start/1:_foreach_stack" in names(report)
     assert report.summary["tasks"] == 2
     assert report.summary["artifacts"] == len(report.results)
 
@@ -254,7 +195,7 @@ def test_foreach_run_fetches_and_scans_each_distinct_blob_once(
 
     monkeypatch.setattr(ContentAddressedStore, "load_blobs", counting_load)
     monkeypatch.setattr(runscan, "scan_bytes", counting_scan)
-    report = _scan(flow_env, run.pathspec)
+    report = scan(flow_env, run.pathspec)
 
     assert not report.fails()
     shas = {r.extra["sha"] for r in report.results}
@@ -268,14 +209,11 @@ def test_foreach_run_fetches_and_scans_each_distinct_blob_once(
 
 
 # -- tampered blobs -------------------------------------------------------------------------
-def _nested_torch(canary: Path) -> bytes:
-    """``torch.storage._load_from_bytes(<canary pickle>)``: torch.load runs the inner pickle."""
-    return _call("torch.storage", "_load_from_bytes", _canary_pickle(canary))
-
-
 TAMPERINGS = {
-    "malicious-pickle": lambda canary, blob: gzip.compress(_canary_pickle(canary)),
-    "nested-torch-payload": lambda canary, blob: gzip.compress(_nested_torch(canary)),
+    "malicious-pickle": lambda canary, blob: gzip.compress(canary_reduce_pickle(canary)),
+    "nested-torch-payload": lambda canary, blob: gzip.compress(
+        nested_load_from_bytes_payload(canary)
+    ),
     "truncated-gzip": lambda canary, blob: blob[: len(blob) // 2],
     "truncated-pickle": lambda canary, blob: gzip.compress(gzip.decompress(blob)[:-3]),
     "missing": None,
@@ -300,8 +238,8 @@ def test_blob_replaced_in_the_datastore_is_reported_and_never_runs(
     else:
         _overwrite_blob(flow_env, run.flow, sha, make(canary, path.read_bytes()))
 
-    report = _scan(flow_env, run.pathspec)
-    code, out = _cli(flow_env, capsys, run.pathspec)
+    report = scan(flow_env, run.pathspec)
+    code, out = scan_cli(flow_env, capsys, run.pathspec)
 
     hit = [r for r in report.results if r.fails()]
     assert [r.target for r in hit] == [f"{run.pathspec}/start/1:payload",
@@ -312,7 +250,7 @@ def test_blob_replaced_in_the_datastore_is_reported_and_never_runs(
         assert {r.verdict for r in hit} == {"dangerous"}
         assert "integrity" in kinds  # no longer hashes to its content address
         dangerous = [f for f in hit[0].findings if f.grade.value == "dangerous"]
-        assert any("system" in f.name for f in dangerous)
+        assert any(f.name == "builtins.open" for f in dangerous)
         assert all(f.location.startswith(hit[0].target) for f in hit[0].findings)
         if tampering == "nested-torch-payload":
             assert any("_load_from_bytes" in f.location for f in dangerous)
@@ -326,18 +264,18 @@ def test_unknown_encoding_is_not_analysed_and_fails(
     flow_env: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = flow_env.run(TINY_FLOW)
-    data_json = flow_env.workdir / ".metaflow" / run.flow / run.run_id / "start" / "1" / "0.data.json"
+    data_json = flow_env.workdir / ".metaflow" / run.flow / run.run_id / "start/1/0.data.json"
     record = json.loads(data_json.read_text())
     record["info"]["count"]["encoding"] = "cloudpickle-v1"
     data_json.write_text(json.dumps(record))
 
-    report = _scan(flow_env, run.pathspec, artifacts=["count"])
+    report = scan(flow_env, run.pathspec, artifacts=["count"])
 
     start, end = report.results
     assert start.verdict == "unknown" and start.findings[0].kind == "unsupported"
     assert "cloudpickle-v1" in start.findings[0].reason
     assert end.verdict == "clean"  # the end task's record still says pickle-v4
-    assert _cli(flow_env, capsys, run.pathspec, "--artifact", "count")[0] == 1
+    assert scan_cli(flow_env, capsys, run.pathspec, "--artifact", "count")[0] == 1
 
 
 # -- safeart-encoded runs -----------------------------------------------------------------
@@ -359,9 +297,9 @@ def test_safeart_run_is_validated_and_a_tampered_manifest_class_is_reported(
     flow_env: Any, capsys: pytest.CaptureFixture[str], no_deserialization: list[str]
 ) -> None:
     run = flow_env.run(SAFE_FLOW)
-    report = _scan(flow_env, run.pathspec)
+    report = scan(flow_env, run.pathspec)
     assert not report.fails(), [(r.target, r.findings) for r in report.results if r.fails()]
-    model = _result(report, "start/1:model")
+    model = result(report, "start/1:model")
     assert model.extra["encoding"] == "safeart-v1"
     assert "safetensors" in model.formats
 
@@ -373,10 +311,10 @@ def test_safeart_run_is_validated_and_a_tampered_manifest_class_is_reported(
     )
     path.write_bytes(gzip.compress(tampered))
 
-    report = _scan(flow_env, run.pathspec, artifacts=["model"])
-    code, out = _cli(flow_env, capsys, f"{run.pathspec}/start/1:model")
+    report = scan(flow_env, run.pathspec, artifacts=["model"])
+    code, out = scan_cli(flow_env, capsys, f"{run.pathspec}/start/1:model")
 
-    start = _result(report, "start/1:model")
+    start = result(report, "start/1:model")
     assert start.verdict == "dangerous"
     (cls,) = [f for f in start.findings if f.kind == "class"]
     assert cls.name == "subprocess.Popen" and cls.location.startswith(start.target)
@@ -395,10 +333,10 @@ def test_s3_run_is_scanned_through_metaflow_s3_datastore(
     monkeypatch.setenv("METAFLOW_S3_ENDPOINT_URL", s3_flow_env.env["METAFLOW_S3_ENDPOINT_URL"])
     monkeypatch.chdir(s3_flow_env.workdir)
 
-    report = _scan(s3_flow_env, run.pathspec)
+    report = scan(s3_flow_env, run.pathspec)
 
     assert not report.fails() and report.summary["tasks"] == 2
-    assert _result(report, "start/1:payload").extra["type"] == "<class 'dict'>"
+    assert result(report, "start/1:payload").extra["type"] == "<class 'dict'>"
     # The CLI in a fresh process, configured only by the environment (datastore, endpoint).
     proc = s3_flow_env.python(
         f"import sys; from safeart.cli import main; sys.exit(main(['scan', '{run.pathspec}', "
