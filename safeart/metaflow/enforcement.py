@@ -9,6 +9,10 @@ without changing how artifacts are read::
 
     model = Flow("TrainFlow").latest_run["end"].task.data.model   # scanned, restricted
 
+In a flow file, ``SAFEART_ENFORCE=1`` protects every task without changing how the flow
+stores its artifacts; calling ``safeart.metaflow.enforce()`` there imports
+``safeart.metaflow``, which also opts the flow in to safeart-encoded artifacts.
+
 Strict mode (``safeart.metaflow.strict()`` / ``SAFEART_STRICT=1``) turns it on too. Under
 enforcement ``run.data.x``, ``task["x"].data`` and the artifacts a step inherits from
 earlier steps are loaded by :func:`safeart.guard.load_pickle` whenever Metaflow stored them
