@@ -22,10 +22,10 @@ Which runs a pathspec names, and how namespaces apply, is described in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from typing import Iterable, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Literal
 
-from ..errors import ConfigError, FormatError, LimitExceeded, PolicyError
+from ..errors import ConfigError, LimitExceeded, PolicyError, SafeartError
 from ..format import audit
 from ..policy import Grade, Policy, policy_from_env
 from ..policy.dangerous import reason_for
@@ -70,8 +70,8 @@ def scan_run(
     Returns:
         One :class:`~safeart.scan.ScanResult` per artifact (``target`` is its pathspec
         ``Flow/run/step/task:name``; ``extra`` holds ``type``, ``encoding`` and ``sha``),
-        plus one per task whose artifacts could not be listed. ``report.extra`` counts
-        tasks, artifacts and the distinct blobs fetched.
+        plus one per task whose artifacts could not be listed. ``report.extra`` holds
+        ``tasks``, ``artifacts``, ``blobs_fetched`` (distinct blobs) and ``bytes_fetched``.
 
     Raises:
         ConfigError: a malformed pathspec, a bad option, an unknown flow/run/step/task, or
@@ -91,10 +91,13 @@ def scan_run(
         )
     scanner = _BlobScanner(policy, _analyses(records))
     fetched = [a for a in records if _analysis_of(a.encoding) != "unsupported"]
-    total = len({(a.store, a.sha) for a in fetched})
+    first_use: dict[tuple[StoreRef, str], str] = {}
+    for art in fetched:
+        first_use.setdefault((art.store, art.sha), art.pathspec)
+    total = len(first_use)
     for done, blob in enumerate(store.fetch(fetched)):
         if progress:
-            progress(done, total, blob.sha)
+            progress(done, total, first_use[(blob.store, blob.sha)])
         scanner.scan(blob)
     if progress:
         progress(total, total, "")
@@ -103,8 +106,8 @@ def scan_run(
     report.extra.update(
         tasks=len(tasks),
         artifacts=len(records),
-        blobs=total,
-        blob_bytes=scanner.bytes_read,
+        blobs_fetched=total,
+        bytes_fetched=scanner.bytes_read,
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -157,7 +160,7 @@ class _Outcome:
     size: int = 0
     complete: bool = True
     formats: tuple[str, ...] = ()
-    globals: dict | None = None
+    globals: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
 
@@ -201,7 +204,7 @@ class _BlobScanner:
     def _audit_safeart(self, data: bytes, sha: str) -> _Outcome:
         report = audit(data, policy=self._policy, name=sha)
         findings = [_audit_finding(problem, sha) for problem in report.problems]
-        complete = not any(not isinstance(p, PolicyError) for p in report.problems)
+        complete = all(isinstance(p, PolicyError) for p in report.problems)
         return _Outcome(findings, complete=complete, formats=("safetensors", SAFEART_ENCODING))
 
     def result_for(self, art: StoredArtifact) -> ScanResult:
@@ -210,7 +213,8 @@ class _BlobScanner:
         analysis = _analysis_of(art.encoding)
         if analysis == "unsupported":
             return ScanResult(
-                art.pathspec, [_unsupported(art.encoding, art.sha)], size=art.size, extra=extra
+                art.pathspec, [_unsupported(art.encoding, art.pathspec)], size=art.size,
+                extra=extra,
             )
         key = (art.store, art.sha, analysis)
         outcome = self._outcomes[key]
@@ -222,7 +226,7 @@ class _BlobScanner:
             size=outcome.size,
             complete=outcome.complete,
             formats=list(outcome.formats),
-            globals=dict(outcome.globals or {}),
+            globals=dict(outcome.globals),
             seconds=outcome.seconds if first else 0.0,
             error=outcome.error,
             extra=extra,
@@ -236,9 +240,9 @@ def _relocated(finding: Finding, sha: str, pathspec: str) -> Finding:
     return finding
 
 
-def _audit_finding(problem: Exception, sha: str) -> Finding:
-    """A safeart audit problem as a scan finding."""
-    where = sha + (f" > {problem.path}" if getattr(problem, "path", None) else "")
+def _audit_finding(problem: SafeartError, sha: str) -> Finding:
+    """A safeart audit problem as a scan finding (a refused class is graded like an import)."""
+    where = sha + (f" > {problem.path}" if problem.path else "")
     if isinstance(problem, PolicyError):
         module, _, name = problem.name.rpartition(".")
         danger = reason_for(module, name) if module else None
@@ -246,9 +250,7 @@ def _audit_finding(problem: Exception, sha: str) -> Finding:
         reason = danger or f"not on the allowlist; {problem.hint or ''}".rstrip("; ")
         return Finding(grade, "class", problem.name, reason, location=where)
     kind = "limit" if isinstance(problem, LimitExceeded) else "malformed"
-    name = type(problem).__name__ if isinstance(problem, FormatError) else "error"
-    return Finding(Grade.UNKNOWN, kind, name, getattr(problem, "message", str(problem)),
-                   location=where)
+    return Finding(Grade.UNKNOWN, kind, type(problem).__name__, problem.message, location=where)
 
 
 def _tampered(sha: str) -> Finding:
@@ -259,13 +261,13 @@ def _tampered(sha: str) -> Finding:
     )
 
 
-def _unsupported(encoding: str, sha: str) -> Finding:
+def _unsupported(encoding: str, pathspec: str) -> Finding:
     return Finding(
         Grade.UNKNOWN, "unsupported", encoding,
         f"encoding {encoding!r} is neither a pickle encoding "
         f"({', '.join(sorted(PICKLE_ENCODINGS))}) nor {SAFEART_ENCODING}; its loader is "
         "unknown, so it was not analysed",
-        location=sha,
+        location=pathspec,
     )
 
 

@@ -203,7 +203,7 @@ def test_foreach_run_fetches_and_scans_each_distinct_blob_once(
     assert len(report.results) > 5 * len(shas)  # the table is shared by 13 tasks
     assert sorted(fetched) == sorted(shas)  # each blob fetched exactly once
     assert len(scanned) == len(shas)  # and scanned exactly once
-    assert report.summary["blobs"] == len(shas)
+    assert report.summary["blobs_fetched"] == len(shas)
     table = [r for r in report.results if r.target.endswith(":table")]
     assert len(table) == 13 and len({r.extra["sha"] for r in table}) == 1
 

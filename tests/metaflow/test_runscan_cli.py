@@ -74,7 +74,7 @@ def test_json_and_sarif_carry_pathspec_type_encoding_and_run_totals(
     assert res["target"] == target and res["verdict"] == "clean"
     assert res["extra"]["type"] == "<class 'dict'>" and res["extra"]["encoding"] == "pickle-v4"
     assert len(res["extra"]["sha"]) == 40
-    assert doc["summary"]["tasks"] == 1 and doc["summary"]["blobs"] == 1
+    assert doc["summary"]["tasks"] == 1 and doc["summary"]["blobs_fetched"] == 1
 
     code, out = scan_cli(flow_env, capsys, run.pathspec, "--format", "sarif")
     assert code == 0
