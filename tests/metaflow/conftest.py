@@ -123,7 +123,8 @@ class FlowEnv:
         )
         match = _FLOW_CLASS.search(flow_file.read_text(encoding="utf-8"))
         run_id = run_id_file.read_text().strip() if run_id_file.exists() else None
-        return FlowResult(match.group(1) if match else None, run_id, proc.returncode, proc.stdout, proc.stderr)
+        flow = match.group(1) if match else None
+        return FlowResult(flow, run_id, proc.returncode, proc.stdout, proc.stderr)
 
     def run(
         self,
@@ -192,7 +193,9 @@ class FlowEnv:
             metaflow_config.DATATOOLS_CLIENT_PARAMS.clear()
             metaflow_config.DATATOOLS_CLIENT_PARAMS.update(params)
 
-    def task_datastore(self, flow: str, run_id: str, step: str, task_id: Optional[str] = None) -> Any:
+    def task_datastore(
+        self, flow: str, run_id: str, step: str, task_id: Optional[str] = None
+    ) -> Any:
         """The read-mode ``TaskDataStore`` of a task (first task of ``step`` by default);
         use inside :meth:`client`. Its ``_info``/``_objects`` are Metaflow's own records."""
         from metaflow.datastore import FlowDataStore
@@ -273,7 +276,8 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         }
-        boto3.client("s3", endpoint_url=endpoint, **_boto_creds(creds)).create_bucket(Bucket=S3_BUCKET)
+        s3 = boto3.client("s3", endpoint_url=endpoint, **_boto_creds(creds))
+        s3.create_bucket(Bucket=S3_BUCKET)
         env = {
             **creds,
             "METAFLOW_DEFAULT_DATASTORE": "s3",

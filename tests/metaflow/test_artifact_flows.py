@@ -208,7 +208,9 @@ def test_dump_prints_safeart_artifacts(blog):
     assert dumped.ok, dumped.output[-4000:]
     assert "total [size:" in dumped.stdout and "= 28.0" in dumped.stdout
     # Loading the model in `dump` rebuilds __main__.Net: the flow file is __main__ there.
-    full = env.cli(flow, "dump", f"{result.run_id}/start", "--include", "model", "--max-value-size", "100000")
+    full = env.cli(
+        flow, "dump", f"{result.run_id}/start", "--include", "model", "--max-value-size", "100000"
+    )
     assert full.ok, full.output[-4000:]
     assert "model [size:" in full.stdout and "Net(" in full.stdout
 
@@ -313,7 +315,8 @@ def test_strict_mode_env_knob_fails_the_step_naming_artifact_type_and_reason(flo
     assert info["uppers"]["encoding"] == "safeart-v1"
     assert info["_foreach_stack"]["encoding"] == "pickle-v4"
     fan = _records(flow_env, result.run_id, "fan", "StrictFlow")
-    assert fan["_foreach_stack"]["encoding"] == "pickle-v4" and fan["upper"]["encoding"] == "safeart-v1"
+    assert fan["_foreach_stack"]["encoding"] == "pickle-v4"
+    assert fan["upper"]["encoding"] == "safeart-v1"
 
 
 TAMPER_FLOW = """
@@ -366,7 +369,8 @@ def test_bad_blobs_fail_with_safeart_errors_never_pickle(flow_env):
     _overwrite_blob(flow_env, result.run_id, "weights", pickle.dumps(_Canary(canary), protocol=4))
     _, config = _raw_blob(flow_env, "TamperFlow", result.run_id, "start", "config")
     assert b'\\"version\\":1' in config
-    _overwrite_blob(flow_env, result.run_id, "config", config.replace(b'\\"version\\":1', b'\\"version\\":9'))
+    newer = config.replace(b'\\"version\\":1', b'\\"version\\":9')
+    _overwrite_blob(flow_env, result.run_id, "config", newer)
 
     with flow_env.client() as mf:
         task = mf.Task(f"TamperFlow/{result.run_id}/start/1")
@@ -379,7 +383,8 @@ def test_bad_blobs_fail_with_safeart_errors_never_pickle(flow_env):
         assert "format version 9" in str(newer.value)
 
     # In a step: `resume end` reloads the tampered blobs through the task datastore.
-    resumed = flow_env.cli(flow_env.workdir / "flow.py", "resume", "--origin-run-id", result.run_id, "end")
+    flow = flow_env.workdir / "flow.py"
+    resumed = flow_env.cli(flow, "resume", "--origin-run-id", result.run_id, "end")
     assert not resumed.ok
     assert f"TamperFlow/{resumed.run_id}/start/1:weights: safetensors header" in resumed.output
     assert "safeart.errors.LimitExceeded" in resumed.output  # a FormatError
@@ -389,7 +394,8 @@ def test_bad_blobs_fail_with_safeart_errors_never_pickle(flow_env):
 
 def test_newer_metaflow_encoding_is_refused_by_name(flow_env):
     result = flow_env.run(TAMPER_FLOW)
-    meta = next((flow_env.workdir / ".metaflow" / "TamperFlow" / result.run_id / "start" / "1" / "_meta").glob("*_artifact_config.json"))
+    task_dir = flow_env.workdir / ".metaflow" / "TamperFlow" / result.run_id / "start" / "1"
+    meta = next((task_dir / "_meta").glob("*_artifact_config.json"))  # local metadata record
     record = json.loads(meta.read_text())
     record["content_type"] = "safeart-v2"
     meta.write_text(json.dumps(record))

@@ -289,14 +289,10 @@ def _task_of(ds: Any) -> str:
 
 def _named(ds: Any, pairs: Iterable[Tuple[str, Any]]) -> Iterator[Tuple[str, Any]]:
     task = _task_of(ds)
-    previous = getattr(_LOCAL, "saving", None)
-    try:
-        for name, obj in pairs:
-            # Metaflow serializes each pair before it asks for the next one.
-            _LOCAL.saving = ArtifactRef(task, name)
-            yield name, obj
-    finally:
-        _LOCAL.saving = previous
+    for name, obj in pairs:
+        # Metaflow serializes each pair before it asks for the next one.
+        _LOCAL.saving = ArtifactRef(task, name)
+        yield name, obj
 
 
 def _with_context(load: _Loading, inner: Iterator[Tuple[str, Any]]) -> Iterator[Tuple[str, Any]]:
@@ -357,8 +353,14 @@ def install_hooks() -> bool:
     save, load = TaskDataStore.save_artifacts, TaskDataStore.load_artifacts
 
     @functools.wraps(save)
-    def save_artifacts(self: Any, artifacts_iter: Iterable[Tuple[str, Any]], len_hint: int = 0) -> None:
-        return save(self, _named(self, artifacts_iter), len_hint=len_hint)
+    def save_artifacts(
+        self: Any, artifacts_iter: Iterable[Tuple[str, Any]], len_hint: int = 0
+    ) -> None:
+        previous = getattr(_LOCAL, "saving", None)
+        try:
+            return save(self, _named(self, artifacts_iter), len_hint=len_hint)
+        finally:  # also when Metaflow's save fails (e.g. a strict-mode refusal)
+            _LOCAL.saving = previous
 
     @functools.wraps(load)
     def load_artifacts(self: Any, names: Iterable[str]) -> Iterator[Tuple[str, Any]]:
