@@ -39,6 +39,7 @@ from metaflow_extensions.safeart.plugins.safeart_serializer import (
 )
 
 from ..errors import EncodeError, PolicyError, SafeartError
+from . import storage
 from .modes import is_strict
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "claims",
     "serialize",
     "metaflow_owned",
+    "prepare_save",
 ]
 
 #: Metaflow types whose values Metaflow itself assigns to artifacts.
@@ -105,6 +107,12 @@ def serialize(obj: Any, ref: ArtifactRef) -> tuple[bytes, dict[str, Any]]:
     from ..format import FORMAT_VERSION
 
     return outcome, {"format_version": FORMAT_VERSION}
+
+
+def prepare_save() -> None:
+    """Called by the datastore hook before Metaflow stores a task's artifacts: large
+    safeart blobs are then stored uncompressed (:mod:`safeart.metaflow.storage`)."""
+    storage.install()
 
 
 def _encode(obj: Any, ref: ArtifactRef) -> Outcome:
