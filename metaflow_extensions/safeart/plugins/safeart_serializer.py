@@ -356,6 +356,9 @@ def install_hooks() -> bool:
     def save_artifacts(
         self: Any, artifacts_iter: Iterable[Tuple[str, Any]], len_hint: int = 0
     ) -> None:
+        encoder = _encoder()
+        if encoder is not None:  # opted in: large safeart blobs may be stored raw
+            encoder.prepare_save()
         previous = getattr(_LOCAL, "saving", None)
         try:
             return save(self, _named(self, artifacts_iter), len_hint=len_hint)
