@@ -173,8 +173,9 @@ class RunDatastore:
         """Each distinct blob behind ``artifacts`` exactly once, in batches.
 
         The next batch downloads in a background thread while the caller works on the
-        current one. A blob Metaflow cannot read (missing, truncated gzip) comes back with
-        ``error`` set instead of failing the whole batch.
+        current one (so about two batches are in memory at once). A blob Metaflow cannot
+        read (missing, broken gzip, I/O error) comes back with ``problem`` set instead of
+        failing its whole batch.
         """
         sizes: dict[tuple[StoreRef, str], int] = {}
         for art in artifacts:

@@ -111,7 +111,7 @@ def resolve_tasks(
     Raises:
         ConfigError: bad option combination, or the flow/run/step/task does not exist.
     """
-    from metaflow import Run, Step, Task
+    from metaflow import Run, Step, Task, get_namespace
     from metaflow.exception import MetaflowException, MetaflowNamespaceMismatch
 
     if (latest or last is not None) and spec.run is not None:
@@ -129,20 +129,22 @@ def resolve_tasks(
         if spec.run is not None:
             return _run_tasks(Run(spec.object_pathspec, _namespace_check=False))
         runs = _flow_runs(spec.flow, 1 if latest else last, all_namespaces)
+        if runs:
+            return [task for run in reversed(runs) for task in _run_tasks(run)]
     except MetaflowNamespaceMismatch:  # the flow exists, but has no run in this namespace
-        runs = []
+        pass
     except MetaflowException as exc:
         raise ConfigError(
             f"{spec.object_pathspec}: {exc.headline}: {exc.message}",
             hint="check the pathspec and the Metaflow configuration (METAFLOW_PROFILE, "
             "metadata service, datastore root) this command runs with",
         ) from None
-    if not runs:
-        raise ConfigError(
-            f"flow {spec.flow} has no runs" + ("" if all_namespaces else " in this namespace"),
-            hint=None if all_namespaces else "pass --all-namespaces to list every run",
-        )
-    return [task for run in reversed(runs) for task in _run_tasks(run)]
+    if all_namespaces:
+        raise ConfigError(f"flow {spec.flow} has no runs")
+    raise ConfigError(
+        f"flow {spec.flow} has no runs in this namespace ({get_namespace()})",
+        hint="pass --all-namespaces to list every run",
+    )
 
 
 def _flow_runs(name: str, limit: int | None, all_namespaces: bool) -> list["Run"]:

@@ -15,8 +15,18 @@ raw through Metaflow's datastore layer (:mod:`safeart.metaflow.blobs`), each dis
 fetched and analysed once however many tasks share it, and checked against its content
 address (a blob changed in the datastore no longer hashes to its sha).
 
-Which runs a pathspec names, and how namespaces apply, is described in
-:mod:`safeart.metaflow.pathspec`.
+Every artifact Metaflow recorded is scanned, its private ones (``_foreach_stack``,
+``_graph_info``, ``_exception`` ...) included: the runtime unpickles those too. An artifact
+the scan cannot vouch for is never clean: a blob that is missing, no longer hashes to its
+sha or that Metaflow cannot unpack, and a task the metadata lists without a completed
+attempt in the datastore, are ``unknown`` findings (exit code 1).
+
+Configuration is Metaflow's own: the client's metadata provider (local, or the metadata
+service with ``METAFLOW_DEFAULT_METADATA=service``/``METAFLOW_SERVICE_URL`` or a
+``METAFLOW_PROFILE``) lists runs and tasks, each run's recorded ``ds-type``/``ds-root``
+locates its data, and Metaflow's storage classes read it with their usual S3 endpoint,
+credentials and worker settings. Which runs a pathspec names, and how namespaces apply,
+is described in :mod:`safeart.metaflow.pathspec`.
 """
 
 from __future__ import annotations
