@@ -160,9 +160,12 @@ class FlowEnv:
         from metaflow import metaflow_config
         from metaflow.client import core
         from metaflow.client.filecache import FileCache
+        from metaflow.plugins.datastores import s3_storage
         from metaflow.plugins.datastores.local_storage import LocalStorage
 
         saved = (
+            os.getcwd(),
+            s3_storage.ARTIFACT_LOCALROOT,
             dict(os.environ),
             core.current_metadata,
             getattr(core.current_metadata, "INFO", None),
@@ -175,13 +178,18 @@ class FlowEnv:
         endpoint = self.env.get("METAFLOW_S3_ENDPOINT_URL")
         if endpoint:
             metaflow_config.DATATOOLS_CLIENT_PARAMS["endpoint_url"] = endpoint
+        # Metaflow's S3 client keeps temporary files in the working directory.
+        os.chdir(self.workdir)
+        s3_storage.ARTIFACT_LOCALROOT = str(self.workdir)
         core.filecache = FileCache(cache_dir=str(self.workdir / ".client_cache_inproc"))
         metaflow.metadata(f"local@{self.workdir}")
         metaflow.namespace(None)
         try:
             yield metaflow
         finally:
-            env, provider, info, root, cache, ns, params = saved
+            cwd, localroot, env, provider, info, root, cache, ns, params = saved
+            os.chdir(cwd)
+            s3_storage.ARTIFACT_LOCALROOT = localroot
             os.environ.clear()
             os.environ.update(env)
             core.current_metadata = provider
