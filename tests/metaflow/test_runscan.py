@@ -89,7 +89,8 @@ class SafeFlow(FlowSpec):
     @step
     def start(self):
         torch.manual_seed(0)
-        self.model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
+        # 128 kB of random weights: safeart stores this blob uncompressed (cas_raw).
+        self.model = torch.nn.Sequential(torch.nn.Linear(128, 256), torch.nn.ReLU())
         self.weights = np.ones((2, 3), dtype=np.float32)
         self.next(self.end)
 
@@ -303,13 +304,13 @@ def test_safeart_run_is_validated_and_a_tampered_manifest_class_is_reported(
     assert model.extra["encoding"] == "safeart-v1"
     assert "safetensors" in model.formats
 
-    sha = model.extra["sha"]
-    path = flow_env.local_blob_path(run.flow, sha)
-    blob = gzip.decompress(path.read_bytes())
+    assert result(report, "start/1:weights").extra["encoding"] == "safeart-v1"
+    path = flow_env.local_blob_path(run.flow, model.extra["sha"])
+    assert json.loads(Path(f"{path}_meta").read_text())["cas_raw"] is True
     tampered = _tamper_manifest(
-        blob, ["torch.nn.modules.activation", "ReLU"], ["subprocess", "Popen"]
+        path.read_bytes(), ["torch.nn.modules.activation", "ReLU"], ["subprocess", "Popen"]
     )
-    path.write_bytes(gzip.compress(tampered))
+    path.write_bytes(tampered)
 
     report = scan(flow_env, run.pathspec, artifacts=["model"])
     code, out = scan_cli(flow_env, capsys, f"{run.pathspec}/start/1:model")
