@@ -7,6 +7,7 @@ imported, what the walker saw after CPython stopped, and every disagreement betw
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -198,7 +199,9 @@ def _grade_persistent_ids(
         if torch_storages and _is_torch_pid(pid):
             continue
         offset = walker.persids[i] if i < len(walker.persids) else None
-        ctx.add(Grade.UNKNOWN, "persistent-id", repr(pid)[:200],
+        # reprlib: a pid of shared tuples (DUP + TUPLE2, "billion laughs") prints in full
+        # as 2**n leaves; its bounded repr stays short.
+        ctx.add(Grade.UNKNOWN, "persistent-id", reprlib.repr(pid),
                 "a persistent id is resolved by the loader's persistent_load; outside a torch "
                 "checkpoint its meaning is unknown", location=loc, offset=offset)
 
@@ -240,6 +243,14 @@ class _Hooks:
                          location=self.loc)
             return
         data = args[0]
+        reader = self.run.reader
+        index = reader.literal_of(data) if isinstance(reader, GuardedReader) else None
+        if index is not None:  # a large literal CPython never copied: scan it in place
+            self._literal = index + 1
+            start, size = self.walker.byte_literals[index]
+            self.nested(self.ctx, self.walker.buf, start, start + size,
+                        f"{self.loc} > _load_from_bytes@{start}", "torch")
+            return
         offset = self._offset_of(data)
         where = f"{self.loc} > _load_from_bytes@{offset if offset is not None else '?'}"
         buf = bytes(data) if type(data) is bytearray else data

@@ -25,6 +25,7 @@ import _pickle
 import contextvars
 import copyreg
 import io
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +35,8 @@ from .walker import ImportOp, Walker
 __all__ = ["Hooks", "FindClassCall", "GuardedReader", "StubUnpickler", "Opaque", "stub_name"]
 
 _HOOKS: contextvars.ContextVar["Hooks"] = contextvars.ContextVar("safeart_scan_hooks")
+#: Size of what CPython reads in place of a large bytes literal (:class:`GuardedReader`).
+STAND_IN_SIZE = 24
 #: Distinct stub classes per unpickler; past this, imports share the anonymous stub.
 _MAX_NAMED_STUBS = 10_000
 
@@ -148,13 +151,24 @@ def compat_name(module: str, name: str, proto: int) -> tuple[str, str]:
 
 
 class GuardedReader:
-    """The file object CPython reads: validated bytes only, no ``peek``, seekable."""
+    """The file object CPython reads: validated bytes only, no ``peek``, seekable.
+
+    Large bytes literals (the walker's :attr:`~Walker.holes`: tensor storages, array data)
+    are not copied into CPython: their length prefix is read as :data:`STAND_IN_SIZE` and
+    their content as a stand-in naming the literal (:meth:`literal_of`), so CPython parses
+    the very same opcodes into a bytes object of the same type and the reader moves on
+    past the real content. Stubs never look inside bytes; the one hook that does
+    (``_load_from_bytes``) scans the literal in place in the walker's buffer. The stand-in
+    starts with 16 random bytes drawn per reader, so pickle data cannot forge one.
+    """
 
     def __init__(self, walker: Walker) -> None:
         self.walker = walker
         self.pos = walker.start
         self._view = memoryview(walker.buf)
         self.ext_guard = _ExtensionCacheGuard()
+        self._nonce = os.urandom(16)
+        self._hole: tuple[int, int] | None = None  # (literal index, its data offset)
 
     def _avail(self, n: int) -> int:
         w = self.walker
@@ -164,16 +178,32 @@ class GuardedReader:
         return max(0, min(n, w.frontier - self.pos))
 
     def read(self, n: int = -1) -> bytes:
+        hole = self.walker.holes.get(self.pos)
+        if hole is not None and n == hole[0]:  # the length prefix of a large literal
+            data_at = self.walker.byte_literals[hole[1]][0]
+            self._hole, self.pos = (hole[1], data_at), data_at
+            return STAND_IN_SIZE.to_bytes(n, "little")
         n = self._avail(n if n >= 0 else self.walker.end - self.pos)
         data = self.walker.buf[self.pos:self.pos + n]
         self.pos += n
         return data
 
     def readinto(self, b: Any) -> int:
+        hole, self._hole = self._hole, None
+        if hole is not None and hole[1] == self.pos and len(b) == STAND_IN_SIZE:
+            memoryview(b).cast("B")[:] = self._nonce + hole[0].to_bytes(8, "little")
+            self.pos += self.walker.byte_literals[hole[0]][1]
+            return STAND_IN_SIZE
         n = self._avail(len(b))
         memoryview(b).cast("B")[:n] = self._view[self.pos:self.pos + n]
         self.pos += n
         return n
+
+    def literal_of(self, data: Any) -> int | None:
+        """The index in ``walker.byte_literals`` of the literal ``data`` stands in for."""
+        if len(data) != STAND_IN_SIZE or bytes(data[:16]) != self._nonce:
+            return None
+        return int.from_bytes(data[16:], "little")
 
     def readline(self, size: int = -1) -> bytes:
         self._avail(1)
@@ -185,6 +215,7 @@ class GuardedReader:
 
     def seek(self, pos: int) -> None:
         self.pos = pos
+        self._hole = None
 
     def tell(self) -> int:
         return self.pos

@@ -29,7 +29,7 @@ import mmap
 
 from ..limits import Limits
 
-__all__ = ["Buffer", "ImportOp", "Walker"]
+__all__ = ["Buffer", "HOLE_MIN", "ImportOp", "Walker"]
 
 Buffer = Union[bytes, mmap.mmap]
 
@@ -77,6 +77,8 @@ for _c, _n, _s in [(b"\x8a", "LONG1", 1), (b"\x8b", "LONG4", -4), (b"T", "BINSTR
 
 _EXT = {"EXT1", "EXT2", "EXT4"}
 _BYTES = {"BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"}
+#: Bytes literals from this size on, read outside a FRAME, are :attr:`Walker.holes`.
+HOLE_MIN = 64 * 1024
 _UTF8 = {"BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
 _PUSH1 = {"NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2", "LONG",
           "LONG1", "LONG4", "FLOAT", "BINFLOAT", "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT",
@@ -129,6 +131,10 @@ class Walker:
     persids: list[int] = field(default_factory=list)
     #: (data offset, length) of every bytes literal.
     byte_literals: list[tuple[int, int]] = field(default_factory=list)
+    #: Large bytes literals CPython reads straight from the file (not from a FRAME buffer):
+    #: offset of the length prefix -> (its width, index in :attr:`byte_literals`). The
+    #: reader may hand CPython a short stand-in for their content (see ``GuardedReader``).
+    holes: dict[int, tuple[int, int]] = field(default_factory=dict)
     straddles: list[int] = field(default_factory=list)
     stop: int | None = None
     #: Where the next stacked pickle starts (after STOP, or after the frame holding it).
@@ -216,6 +222,7 @@ class Walker:
             return self._fail(p, f"invalid opcode 0x{code:02x}")
         if self._buf_end is not None:
             self._piece(p, p + 1)
+        framed = self._buf_end is not None
         name, kind, size = spec
         q = p + 1
         arg: object = None
@@ -234,6 +241,8 @@ class Walker:
                 return self._fail(p, f"{name} has a negative length")
             if not self._piece(q, q + n):
                 return self._fail(p, f"{name} declares {n} bytes past the end of the data")
+            if n >= HOLE_MIN and not framed and name in _BYTES and self.frozen_at is None:
+                self.holes[p + 1] = (width, len(self.byte_literals))
             arg = (q, n)
             q += n
         elif kind in (_LINE, _TWO_LINES):
