@@ -28,6 +28,17 @@ def _kinds(result) -> set[str]:
 
 
 # -- memo / DUP expansion ("billion laughs") ------------------------------------------------
+def test_persistent_id_of_shared_tuples_is_reported_without_expanding_it():
+    # (x, x) nested 40 times by DUP + TUPLE2: 82 opcodes, 2**40 leaves when printed in full.
+    result = isolated("""
+        data = b"\\x80\\x02K\\x01" + b"2\\x86" * 40 + b"Q."
+        result = safeart.scan_bytes(data)
+        report(kinds=[f.kind for f in result.findings], longest=max(len(f.name) for f in result.findings))
+    """)
+    assert "persistent-id" in result.values["kinds"] and result.values["longest"] <= 500
+    assert result.grew_mb < BOMB_BOUND_MB
+
+
 def test_shared_values_stay_shared_in_scan_and_restricted_load():
     laughs = b"\x80\x02K\x01" + b"2\x86" * 60 + b"."
     assert scan_bytes(laughs).verdict == "clean"
