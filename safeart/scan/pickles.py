@@ -226,6 +226,9 @@ class _Hooks:
     def __init__(self, ctx: ScanContext, walker: Walker, loc: str, nested: BlobScanner):
         self.ctx, self.walker, self.loc, self.nested = ctx, walker, loc, nested
         self._literal = 0  # next candidate in walker.byte_literals
+        # Work done once per object, however often the memo hands it out again (a payload
+        # called 2,000 times, one string encoded 2,000 times): id -> (object, result).
+        self._once: dict[int, tuple[Any, Any]] = {}
 
     def _offset_of(self, data: bytes | bytearray) -> int | None:
         lits = self.walker.byte_literals
@@ -243,6 +246,9 @@ class _Hooks:
                          location=self.loc)
             return
         data = args[0]
+        if id(data) in self._once:  # the same payload again: scanned already
+            return
+        self._once[id(data)] = (data, None)
         reader = self.run.reader
         index = reader.literal_of(data) if isinstance(reader, GuardedReader) else None
         if index is not None:  # a large literal CPython never copied: scan it in place
@@ -255,6 +261,12 @@ class _Hooks:
         where = f"{self.loc} > _load_from_bytes@{offset if offset is not None else '?'}"
         buf = bytes(data) if type(data) is bytearray else data
         self.nested(self.ctx, buf, 0, len(buf), where, "torch")
+
+    def encode_latin1(self, text: str) -> bytes:
+        done = self._once.get(id(text))
+        if done is None:
+            done = self._once[id(text)] = (text, text.encode("latin-1"))
+        return done[1]  # type: ignore[no-any-return]
 
     def storage_called(self, name: str) -> None:
         self.ctx.add(Grade.UNKNOWN, "import", name,

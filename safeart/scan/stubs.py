@@ -53,6 +53,10 @@ class Hooks(Protocol):
     def storage_called(self, name: str) -> None:
         """A ``torch.<X>Storage`` type was called rather than used as a tag."""
 
+    def encode_latin1(self, text: str) -> bytes:
+        """``_codecs.encode(text, 'latin1')``: one bytes object per string object, so calls
+        repeated through the memo cannot multiply memory."""
+
 
 class _StubMeta(type):
     """Metaclass of every stub: accepts every operation the unpickler performs."""
@@ -125,7 +129,7 @@ def _act(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     elif role == "codecs-encode":
         if (len(args) == 2 and not kwargs and type(args[0]) is str
                 and args[1] in ("latin1", "latin-1")):
-            return args[0].encode("latin-1")
+            return _HOOKS.get().encode_latin1(args[0])
     elif role == "joblib-wrapper":
         return _JOBLIB_ARRAY
     elif role == "dtype":

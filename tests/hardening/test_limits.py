@@ -46,6 +46,30 @@ def test_shared_values_stay_shared_in_scan_and_restricted_load():
     assert value[0] is value[1]  # 2**60 leaves, 61 objects
 
 
+def test_repeated_codecs_encode_of_one_memoized_string_allocates_it_once():
+    # _codecs.encode(s, 'latin1') is how protocol 2 spells bytes; the scanner's stub builds
+    # the bytes. 1 MB string, 2,000 calls through the memo: 2 GB if each call copied it.
+    result = isolated("""
+        text = b"X" + (1 << 20).to_bytes(4, "little") + b"a" * (1 << 20)
+        call = b"h\\x00h\\x01\\x8c\\x06latin1\\x86R"
+        data = (b"\\x80\\x04\\x8c\\x07_codecs\\x8c\\x06encode\\x93\\x94" + text + b"\\x94]("
+                + call * 2000 + b"e.")
+        report(verdict=safeart.scan_bytes(data).verdict)
+    """)
+    assert result.values["verdict"] == "clean"
+    assert result.grew_mb < BOMB_BOUND_MB
+
+
+def test_a_nested_payload_called_repeatedly_is_scanned_once(tmp_path):
+    inner = canary_reduce_pickle(tmp_path / "canary", 2)
+    literal = b"B" + struct.pack("<I", len(inner)) + inner
+    data = (b"\x80\x04\x8c\rtorch.storage\x8c\x10_load_from_bytes\x93\x94" + literal
+            + b"\x94](" + b"h\x00h\x01\x85R" * 2000 + b"e.")
+    result = scan_bytes(data)
+    dangerous = [f for f in result.findings if f.name == "builtins.open"]
+    assert len(dangerous) == 1 and result.verdict == "dangerous"
+
+
 # -- huge declared lengths -------------------------------------------------------------------
 _LENGTHS = {"BINBYTES8": (b"\x8e", 8), "BYTEARRAY8": (b"\x96", 8), "LONG4": (b"\x8b", 4),
             "BINUNICODE8": (b"\x8d", 8), "BINUNICODE": (b"X", 4), "BINSTRING": (b"T", 4)}
