@@ -21,6 +21,7 @@ from typing import Any, Callable, NoReturn, TypeVar
 
 from ..errors import FormatError, LimitExceeded, PolicyError, SafeartError
 from ..policy import Grade, Policy
+from ..scan.walker import Walker
 
 __all__ = ["LoadSession", "RestrictedUnpickler", "load_one"]
 
@@ -250,7 +251,19 @@ def load_one(
     is always the imported one.
     """
     start = stream.tell()
+    _check_limits(stream, start, session)
     head = stream.read(2)
     stream.seek(start)
     protocol = head[1] if len(head) == 2 and head[0] == pickle.PROTO[0] else 0
     return factory(stream, session, protocol).load()
+
+
+def _check_limits(stream: io.BytesIO, start: int, session: LoadSession) -> None:
+    """Walk the pickle first (no objects built): CPython allocates its memo table up to
+    the largest index a PUT names, so nine bytes can ask for gigabytes."""
+    data = stream.getvalue()  # the BytesIO's own buffer, not a copy
+    walker = Walker(data, start, len(data), session.policy.limits)
+    walker.finish()
+    if walker.limit:
+        raise LimitExceeded(f"pickle refused before loading: {walker.limit}",
+                            hint="raise Limits only for artifacts you trust")

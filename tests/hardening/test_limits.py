@@ -70,6 +70,20 @@ def test_a_nested_payload_called_repeatedly_is_scanned_once(tmp_path):
     assert len(dangerous) == 1 and result.verdict == "dangerous"
 
 
+def test_memo_index_bomb_is_refused_by_scan_and_restricted_load():
+    data = b"\x80\x02N" + b"r" + struct.pack("<I", 0x0FFFFFFF) + b"."  # 2 GB memo table
+    assert "limit" in _kinds(scan_bytes(data))
+    result = isolated(f"""
+        try:
+            safeart.unpickle.restricted_loads({data!r})
+            report(error=None)
+        except safeart.SafeartError as exc:
+            report(error=type(exc).__name__)
+    """)
+    assert result.values["error"] == "LimitExceeded"
+    assert result.grew_mb < BOMB_BOUND_MB
+
+
 # -- huge declared lengths -------------------------------------------------------------------
 _LENGTHS = {"BINBYTES8": (b"\x8e", 8), "BYTEARRAY8": (b"\x96", 8), "LONG4": (b"\x8b", 4),
             "BINUNICODE8": (b"\x8d", 8), "BINUNICODE": (b"X", 4), "BINSTRING": (b"T", 4)}
