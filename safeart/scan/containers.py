@@ -11,9 +11,7 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
-import mmap
 import tarfile
-import tempfile
 import zlib
 from typing import Any, Callable
 
@@ -28,11 +26,10 @@ from ..policy import Grade
 from .context import ScanContext
 from .streams import scan_stream
 from .walker import Buffer
-from .zipread import scan_zip
+from .zipread import Spool, Zlib, scan_zip
 
 __all__ = ["scan_blob"]
 
-_SPOOL_IN_MEMORY = 256 << 20  # decompressed output kept in memory up to this size
 _UNSUPPORTED = {
     b"7z\xbc\xaf\x27\x1c": "7z",
     b"\x04\x22\x4d\x18": "lz4",
@@ -104,42 +101,21 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
 
 def _decompressor(head: bytes) -> tuple[str, Callable[[], Any]] | None:
     if head.startswith(b"\x1f\x8b"):
-        return "gzip", lambda: _Zlib(31)
+        return "gzip", lambda: Zlib(31)
     if head.startswith(b"BZh"):
         return "bzip2", bz2.BZ2Decompressor
     if head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"]\x00\x00"):
         return "xz", lambda: lzma.LZMADecompressor(lzma.FORMAT_AUTO)
     if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
-        return "zlib", lambda: _Zlib(15)
+        return "zlib", lambda: Zlib(15)
     return None
-
-
-class _Zlib:
-    """zlib.decompressobj with the ``needs_input`` protocol of the bz2/lzma decompressors."""
-
-    def __init__(self, wbits: int) -> None:
-        self._d = zlib.decompressobj(wbits=wbits)
-        self.needs_input = True
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        out = self._d.decompress(self._d.unconsumed_tail + data, max_length)
-        self.needs_input = not self._d.unconsumed_tail and len(out) < max_length
-        return out
-
-    @property
-    def eof(self) -> bool:
-        return self._d.eof
-
-    @property
-    def unused_data(self) -> bytes:
-        return self._d.unused_data
 
 
 def _decompress(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str, name: str,
                 make: Callable[[], Any]) -> Buffer | None:
     """Decompress every concatenated member, bounded by size and ratio limits."""
     limits = ctx.limits
-    spool = _Spool()
+    spool = Spool()
     pos, step = start, 1 << 20
     dec = make()
     try:
@@ -176,31 +152,6 @@ def _decompress(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str, n
 
 
 _MEMBER_MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZ", "xz": b"\xfd7"}
-
-
-class _Spool:
-    """Decompressed output: in memory while small, then a temporary file mapped read-only."""
-
-    def __init__(self) -> None:
-        self._mem: io.BytesIO | None = io.BytesIO()
-        self._file: Any = None
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self._mem is not None and self.size > _SPOOL_IN_MEMORY:
-            self._file = tempfile.TemporaryFile()
-            self._file.write(self._mem.getbuffer())
-            self._mem = None
-        (self._mem or self._file).write(data)
-
-    def buffer(self) -> Buffer:
-        if self._mem is not None:
-            return self._mem.getvalue()
-        self._file.flush()
-        mapped = mmap.mmap(self._file.fileno(), self.size, access=mmap.ACCESS_READ)
-        self._file.close()
-        return mapped
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:

@@ -152,6 +152,18 @@ def zip_bomb(mb):
 """
 
 
+@pytest.mark.parametrize("kind", ["gzip", "zip member"])
+def test_decompression_bomb_is_a_limit_finding_within_the_memory_bound(kind):
+    make = "deflate(400, 31)" if kind == "gzip" else "zip_bomb(400)"  # ~400 kB -> 400 MB
+    result = isolated(f"""
+        data = {make}
+        findings = safeart.scan_bytes(data).findings
+        report(kinds=sorted({{f.kind for f in findings}}), size=len(data))
+    """, setup=_DEFLATE_BOMB)
+    assert result.values["kinds"] == ["limit"] and result.values["size"] < 1 << 20
+    assert result.grew_mb < BOMB_BOUND_MB
+
+
 def test_decompression_ratio_is_configurable():
     data = gzip.compress(bytes(20 << 20))  # ratio ~1000
     assert _kinds(scan_bytes(data, policy=_limits(max_decompression_ratio=100))) == {"limit"}
