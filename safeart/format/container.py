@@ -142,10 +142,26 @@ def _no_constant(name: str) -> Any:
     raise FormatError(f"non-standard JSON constant {name}")
 
 
-def parse_json(text: str, what: str) -> Any:
-    """Strict JSON: no duplicate keys, no NaN/Infinity; every failure is a FormatError."""
+def parse_json(text: str, what: str, max_tensors: int | None = None) -> Any:
+    """Strict JSON: no duplicate keys, no NaN/Infinity; every failure is a FormatError.
+
+    ``max_tensors`` (safetensors headers: one JSON object per tensor, plus the header and
+    ``__metadata__``): LimitExceeded as soon as the parser has built more objects, so a
+    header declaring millions of tensors is refused before they are all in memory.
+    """
+    hook = _strict_object
+    if max_tensors is not None:
+        count = iter(range(max_tensors + 2))
+
+        def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            if next(count, None) is None:
+                raise LimitExceeded(f"more than max_tensors={max_tensors} tensors")
+            return _strict_object(pairs)
+
     try:
-        return json.loads(text, object_pairs_hook=_strict_object, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=hook, parse_constant=_no_constant)
+    except LimitExceeded as exc:
+        raise LimitExceeded(f"{what}: {exc.message}") from None
     except FormatError as exc:
         raise FormatError(f"{what}: {exc.message}") from None
     except RecursionError:
@@ -173,7 +189,7 @@ def _header_object(buf: memoryview, limits: Limits) -> tuple[dict[str, Any], int
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"the safetensors header is not UTF-8: {exc}") from None
-    obj = parse_json(text, "safetensors header")
+    obj = parse_json(text, "safetensors header", limits.max_tensors)
     return obj, 8 + size
 
 

@@ -193,6 +193,24 @@ def test_header_larger_than_max_header_bytes_is_refused():
         loads(blob, policy=_limits(max_header_bytes=4096))
 
 
+def test_millions_of_declared_tensors_are_refused_within_the_memory_bound():
+    # 600,000 zero-size tensors declared in a ~33 MB header; max_tensors=10,000.
+    result = isolated("""
+        entry = '"t%d":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}'
+        raw = ("{" + ",".join(entry % i for i in range(600_000)) + "}").encode()
+        blob = len(raw).to_bytes(8, "little") + raw
+        del raw
+        policy = safeart.Policy(limits=safeart.Limits(max_tensors=10_000))
+        try:
+            safeart.loads(blob, policy=policy)
+            report(error=None)
+        except safeart.SafeartError as exc:
+            report(error=type(exc).__name__)
+    """, timeout=240)
+    assert result.values["error"] == "LimitExceeded"
+    assert result.grew_mb < BOMB_BOUND_MB
+
+
 # -- very long names -------------------------------------------------------------------------
 def test_very_long_pickle_global_name():
     name = "a" * (8 << 20)
