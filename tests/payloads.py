@@ -366,6 +366,27 @@ def _zip_polyglot(canary: Path) -> bytes:
         canary_reduce_pickle(canary, 2), "archive/data.pkl")
 
 
+def _tar_polyglot(canary: Path) -> bytes:
+    # The first member's name is a protocol 0 pickle: pickle.loads(archive) runs it; the tar
+    # magic sits at offset 257, so content sniffing calls the file a tar.
+    name = f"cbuiltins\nopen\n(V{canary}\nVw\ntR.".encode()
+    header = tarfile.TarInfo(name.decode("latin-1"))
+    header.size = 4
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        tar.addfile(header, io.BytesIO(b"data"))
+    return out.getvalue()
+
+
+def _safetensors_polyglot(canary: Path) -> bytes:
+    # BINUNICODE with a 2-byte length: the first 8 bytes read as a little-endian u64 header
+    # length N, byte 8 is '{', so it sniffs as safetensors; pickle.loads runs the payload
+    # after the string and ignores the padding up to N.
+    head = b"X" + struct.pack("<I", 4) + b"\0\0\0{"
+    body = head + b"0" + canary_reduce_pickle(canary, 4)[2:]
+    return body + b" " * (8 + int.from_bytes(head[:8], "little") - len(body))
+
+
 _PTY = (b"(" + glob("pty", "spawn") + b"(Vtouch\nV{c}\ntp0\no.")
 
 SAMPLES: dict[str, Sample] = {
@@ -463,6 +484,11 @@ SAMPLES: dict[str, Sample] = {
     "joblib_object_array": Sample(_joblib_object_array, "joblib inline object-array pickle"),
     "joblib_payload_after_array": Sample(_joblib_after_array, "payload after inline array"),
     "zip_polyglot": Sample(_zip_polyglot, "pickle + zip polyglot (pickle.load vs torch.load)"),
+    "tar_polyglot": Sample(
+        _tar_polyglot, "pickle in a tar member name: sniffed as tar, pickle.loads runs it"),
+    "safetensors_polyglot": Sample(
+        _safetensors_polyglot,
+        "pickle whose first bytes read as a safetensors header length: sniffed as safetensors"),
     "persistent_id_plain_pickle": Sample(
         lambda c: b"\x80\x02" + fragment(str(c)) + b"Q.", "BINPERSID in a plain pickle",
         expect="fail"),

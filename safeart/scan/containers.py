@@ -79,9 +79,11 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
     if len(head) > 262 and head[257:262] == b"ustar":
         ctx.format("tar")
         _tar(ctx, buf, start, end, loc)
+        _polyglot_pickle(ctx, buf, start, end, loc)
         return
     if _is_safetensors(head, end - start):
         ctx.format("safetensors")
+        _polyglot_pickle(ctx, buf, start, end, loc)
         return
     # A PROTO header makes top-level content a pickle for sure; inside an archive raw tensor
     # bytes start with 0x80 0x02 often enough that only a *.pkl name does.
@@ -97,6 +99,20 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
                 location=loc, offset=start)
     else:
         ctx.format("data")
+
+
+def _polyglot_pickle(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str) -> None:
+    """``pickle.loads`` reads any bytes from offset 0, and the first bytes of a tar (a member
+    name) or of a safetensors file (its header length) can be chosen to form a pickle. Kept
+    only if CPython's parser imported a real (dotted identifier) name there."""
+    mark = ctx.mark()
+    before = {name: g["count"] for name, g in ctx.result.globals.items()}
+    scan_stream(ctx, buf, start, end, f"{loc} > as-pickle", strict=False, nested=scan_blob)
+    imported = [name for name, g in ctx.result.globals.items()
+                if g["count"] > before.get(name, 0)
+                and all(part.isidentifier() for part in name.split("."))]
+    if not imported:
+        ctx.rollback(mark)
 
 
 def _decompressor(head: bytes) -> tuple[str, Callable[[], Any]] | None:
