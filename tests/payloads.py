@@ -484,6 +484,9 @@ SAMPLES: dict[str, Sample] = {
     "joblib_object_array": Sample(_joblib_object_array, "joblib inline object-array pickle"),
     "joblib_payload_after_array": Sample(_joblib_after_array, "payload after inline array"),
     "zip_polyglot": Sample(_zip_polyglot, "pickle + zip polyglot (pickle.load vs torch.load)"),
+    "zip_after_broken_pickle": Sample(
+        lambda c: b"\x80\x04\xff" + _torch_zip(canary_reduce_pickle(c, 2), "archive/data.pkl"),
+        "zip appended to a broken pickle: zipfile finds it by its end record (fuzz-found)"),
     "tar_polyglot": Sample(
         _tar_polyglot, "pickle in a tar member name: sniffed as tar, pickle.loads runs it"),
     "safetensors_polyglot": Sample(

@@ -16,6 +16,7 @@ from .context import ScanContext
 from .pickles import STORAGE_ELEMENT_SIZES, BlobScanner, PickleOutcome, scan_pickle
 from .stubs import stub_name
 from .walker import Buffer
+from .zipread import read_members
 
 __all__ = ["scan_stream", "TORCH_MAGIC"]
 
@@ -57,7 +58,18 @@ def scan_stream(
             _legacy(ctx, buf, pos, end, loc, nested, _LEGACY_PARTS[2:])
     elif first.complete:
         _stacked(ctx, buf, first.next_start or end, end, loc, nested)
+    else:
+        _zip_after_break(ctx, buf, start, end, loc, nested)
     return True
+
+
+def _zip_after_break(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
+                     nested: BlobScanner) -> None:
+    """Where a broken pickle ends is unknown, but a zip appended to it is found by its end
+    record, as zip readers find it (``zipfile`` accepts any bytes before an archive)."""
+    members, shift, error = read_members(buf, start, end)
+    if members and not error and shift > 0:
+        nested(ctx, buf, start + shift, end, f"{loc} > zip@{start + shift}", "")
 
 
 def _stacked(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
