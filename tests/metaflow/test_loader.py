@@ -521,8 +521,8 @@ def test_export_cli(runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[st
                            "model", "--allow", "__main__.Net")
     assert code == 0 and "(safeart-v1: audited, copied)" in stdout
     with runs.env.client():
-        sha = runs.env.task_datastore("SafeBlogFlow", runs.safe.run_id, "end")._objects["model"]
-    stored_blob = gzip.decompress(runs.env.local_blob_path("SafeBlogFlow", sha).read_bytes())
+        ds = runs.env.task_datastore("SafeBlogFlow", runs.safe.run_id, "end")
+        ((_, stored_blob),) = ds._ca_store.load_blobs([ds._objects["model"]])
     assert (tmp_path / "s" / "model.safetensors").read_bytes() == stored_blob  # as stored
 
     code, _, err = _cli(runs, capsys, "export", f"{start}:victim", str(tmp_path / "v"))
