@@ -9,7 +9,6 @@ construction with the classes the policy allows. See ``safeart/format/SPEC.md``.
 from __future__ import annotations
 
 import functools
-import mmap
 import os
 from typing import Any, Iterable, Union
 
@@ -80,21 +79,22 @@ def loads(data: Buffer, *, policy: Policy | None = None, allow: Iterable[AllowSp
 
 def load_file(path: PathLike, *, policy: Policy | None = None, allow: Iterable[AllowSpec] = (),
               device: Any = None, name: str = "") -> Any:
-    """Like :func:`loads` for a file, which is memory-mapped: tensors are copied once out
-    of the mapping, so loading holds about one copy of the weights."""
+    """Like :func:`loads` for a file. The file is read once into memory that the rebuilt
+    tensors and arrays then share (no second copy, no mapping of the file left behind), so
+    loading holds one copy of the weights."""
     policy = _policy(policy, allow)
     try:
-        with open(path, "rb") as file:
-            if os.fstat(file.fileno()).st_size == 0:
+        with open(path, "rb", buffering=0) as file:
+            data = memoryview(bytearray(os.fstat(file.fileno()).st_size))
+            if not data:
                 raise FormatError("empty file")
-            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            return _load(memoryview(mapped), policy, device, name)
-        finally:
-            try:
-                mapped.close()
-            except BufferError:  # an error traceback still holds a view; GC unmaps it
-                pass
+            done = 0
+            while done < len(data):
+                got = file.readinto(data[done:])
+                if not got:
+                    raise FormatError(f"the file shrank while it was read ({done} bytes)")
+                done += got
+        return _load(data, policy, device, name, owned=True)
     except SafeartError as exc:
         raise exc.with_artifact(os.fspath(path))
 
@@ -160,7 +160,7 @@ def _open(buf: memoryview, limits: Limits) -> tuple[Header, dict, Any]:
     return header, manifest, reader
 
 
-def _load(buf: memoryview, policy: Policy, device: Any, name: str) -> Any:
+def _load(buf: memoryview, policy: Policy, device: Any, name: str, owned: bool = False) -> Any:
     header, manifest, reader = _open(buf, policy.limits)
     reader.audit(manifest, header, policy, name).raise_for_problems()
-    return reader.build(manifest, header, buf, policy, device, name)
+    return reader.build(manifest, header, buf, policy, device, name, owned=owned)

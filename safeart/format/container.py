@@ -269,11 +269,14 @@ def array_view(buf: memoryview, entry: TensorEntry, dtype: np.dtype) -> np.ndarr
     return view
 
 
-def to_torch(buf: memoryview, entry: TensorEntry, torch: Any) -> Any:
-    """A new CPU tensor holding an entry's bytes: one copy out of ``buf``."""
+def to_torch(buf: memoryview, entry: TensorEntry, torch: Any, *, copy: bool = True) -> Any:
+    """A CPU tensor holding an entry's bytes: a copy out of ``buf``, or with ``copy=False``
+    (``buf`` writable and owned by the caller) a tensor sharing its memory, if aligned."""
     info = DTYPES[entry.dtype]
-    view = array_view(buf, entry, _CARRIER[info.itemsize])
-    tensor = torch.from_numpy(view.reshape(entry.storage_shape).copy())
+    view = array_view(buf, entry, _CARRIER[info.itemsize]).reshape(entry.storage_shape)
+    if copy or not view.flags.aligned:
+        view = view.copy()
+    tensor = torch.from_numpy(view)
     target = getattr(torch, info.torch)
     return tensor if tensor.dtype is target else tensor.view(target)
 

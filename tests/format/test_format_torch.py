@@ -7,6 +7,7 @@ import time
 import tracemalloc
 from typing import Any
 
+import numpy as np
 import pytest
 import safetensors
 import safetensors.torch
@@ -171,6 +172,16 @@ def test_load_file_holds_about_one_copy(tmp_path: Any) -> None:
         tracemalloc.stop()
     assert torch.equal(out["w"], weights)
     assert peak < 1.2 * weights.nbytes
+
+
+def test_load_file_tensors_are_writable_and_independent_of_the_file(tmp_path: Any) -> None:
+    path = tmp_path / "m.safeart"
+    safeart.save_file({"w": torch.zeros(1000), "a": np.zeros(3)}, path)
+    out = safeart.load_file(path)
+    path.write_bytes(b"\0" * path.stat().st_size)  # the loaded objects no longer need it
+    out["w"] += 1
+    out["a"][0] = 2.0
+    assert float(out["w"].sum()) == 1000.0 and out["a"].tolist() == [2.0, 0.0, 0.0]
 
 
 def test_loads_is_faster_than_pickle_for_2000_small_tensors() -> None:

@@ -4,7 +4,8 @@ Runs only after :func:`safeart.format.v1.audit.audit` found no problem, so node 
 field types, tensor references, ids and depth are already known to be valid. Classes are
 resolved through :meth:`Policy.resolve_class` (the only imports), instances rebuilt like
 pickle's default protocol: ``cls.__new__(cls, *args)``, then ``__setstate__(state)`` or a
-``__dict__``/slots update. Tensors are copied once out of the blob, straight into the tree.
+``__dict__``/slots update. Tensors are copied once out of the blob, straight into the tree
+(or share the blob's memory when the caller owns it: ``load_file``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ __all__ = ["build"]
 
 
 def build(manifest: dict, header: Header, buf: memoryview, policy: Policy,
-          device: Any = None, name: str = "") -> Any:
-    """Build the root object of an audited version 1 manifest."""
-    builder = _Builder(header, buf, policy, device, name)
+          device: Any = None, name: str = "", *, owned: bool = False) -> Any:
+    """Build the root object of an audited version 1 manifest. ``owned``: ``buf`` is a
+    writable buffer nobody else uses, so tensors and arrays may share its memory."""
+    builder = _Builder(header, buf, policy, device, name, owned)
     try:
         return builder.build(manifest["root"], ())
     except SafeartError:
@@ -61,9 +63,10 @@ def set_state(obj: Any, state: Any) -> None:
 
 class _Builder:
     def __init__(self, header: Header, buf: memoryview, policy: Policy, device: Any,
-                 name: str) -> None:
+                 name: str, owned: bool) -> None:
         self.tensors = header.tensors
         self.buf = buf
+        self.owned = owned
         self.policy = policy
         self.device = device
         self.name = name
@@ -170,7 +173,7 @@ class _Builder:
     # -- torch and numpy ------------------------------------------------------------------
     def _tensor(self, node: dict, path: tuple) -> Any:
         torch = self.torch
-        tensor = to_torch(self.buf, self.tensors[node["t"]], torch)
+        tensor = to_torch(self.buf, self.tensors[node["t"]], torch, copy=not self.owned)
         if self.device is not None:
             tensor = tensor.to(self.device)
         grad = node.get("rg", False)
@@ -198,7 +201,10 @@ class _Builder:
         little = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
         shape = entry.shape if little.str in ST_BY_NUMPY else entry.shape[:-1]
         array = array_view(self.buf, entry, little).reshape(shape)
-        array = array.copy() if little is dtype else array.astype(dtype)
+        if little is not dtype:
+            array = array.astype(dtype)
+        elif not self.owned:
+            array = array.copy()
         return self.remember(node, array)
 
     def _npscalar(self, node: dict, path: tuple) -> np.generic:
