@@ -86,7 +86,8 @@ def scan_pickle(
     run.run()
     walker.finish()
     complete = run.error is None and walker.stop is not None
-    if not strict and not complete and not _imports_something(walker, run):
+    if not strict and not complete and not _imports_something(walker, run) \
+            and not _victim_reaches_limit(walker, run):
         ctx.rollback(mark)
         return PickleOutcome(is_pickle=False)
     _grade_imports(ctx, walker, run, location, torch_storages)
@@ -107,6 +108,14 @@ def _imports_something(walker: Walker, run: StubUnpickler) -> bool:
     return bool(run.calls or run.persistent_ids) or any(
         _is_identifier(op.module, op.name) for op in walker.imports
     )
+
+
+def _victim_reaches_limit(walker: Walker, run: StubUnpickler) -> bool:
+    """Did CPython parse everything up to where the walker stopped it on a limit (a memo
+    index bomb), past a first opcode? Then ``pickle.loads`` runs into it: not random data."""
+    frozen, semantic = walker.frozen_at, walker.semantic_error
+    return (walker.limit is not None and frozen is not None and frozen > walker.start
+            and run.position() >= frozen and (semantic is None or semantic[0] >= frozen))
 
 
 def _name(op: ImportOp) -> str:

@@ -1,0 +1,38 @@
+"""Inputs the fuzzers found, kept as regression tests (each names the target that found it).
+
+Inputs are spelled out when short; longer ones are rebuilt by the canary builders in
+tests/payloads.py (``zip_after_broken_pickle``, found by the scan target as a mutation of
+``zip_polyglot``), whose samples every test of tests/scan and tests/hardening runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from safeart import LimitExceeded, scan_bytes
+from safeart.unpickle import restricted_loads
+
+
+def test_unpickle_target_memo_index_in_a_mutated_joblib_name():
+    # LONG_BINPUT 1467572594 after a string: CPython resized its memo to ~11 GB.
+    data = (b"\x80\x04\x8c\x13joblibn_yu.mppmpyMA" + b"r" + (1467572594).to_bytes(4, "little")
+            + b"eia\x00le\x8c\x11NumpyArrayWpeK\x01\x85\x8c\x05R\x8c\nallw\x86R..")
+    with pytest.raises(LimitExceeded):
+        restricted_loads(data)
+
+
+def test_scan_target_headerless_pickle_with_a_memo_bomb_is_not_clean():
+    # Protocol 0 without PROTO: content sniffing tries it as a pickle; LONG_BINPUT with index
+    # 0x280A3249 ("I2\n(") would make pickle.loads allocate a 5 GB memo. The scan said
+    # "clean" because nothing was imported before the walker stopped CPython.
+    data = b"(dp0\nVa\np1\nI1\n(dp0\nVa\np1\nI1\nrI2\n(lp2sI2\n(lp2\nF3.0\nas."
+    result = scan_bytes(data)
+    assert "limit" in {f.kind for f in result.findings} and result.fails()
+
+
+@pytest.mark.parametrize("data", [b"r\xff\xff\xff\x7f" + bytes(64), b"00r\xff\xff\xff\x7fxyz"])
+def test_random_bytes_that_read_as_a_memo_bomb_are_still_data(data):
+    # The PUT comes first (nothing to store), or CPython fails before it (stack underflow):
+    # no victim can be made to allocate, so plain data stays clean.
+    result = scan_bytes(data)
+    assert result.verdict == "clean" and result.formats == ["data"]
