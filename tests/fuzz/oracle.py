@@ -2,7 +2,8 @@
 
 :func:`victim_imports` is what a victim could import from some bytes: CPython's own C
 unpickler (``pickle.Unpickler`` subclass) called again and again on the raw bytes, as
-``pickle.load`` in a loop or ``torch.load``'s legacy path would, and on every container layer
+``pickle.load`` in a loop or ``torch.load``'s legacy path would (one unpickler reused, and a
+new one per pickle), and on every container layer
 a loader could peel off (gzip/bz2/xz/zlib, zip and tar members, the pickle after an ``.npy``
 object-array header). Its ``find_class`` records ``(module, name)`` and returns the permissive
 stub of ``tests/scan/test_differential.py``; ``persistent_load`` returns it too. Nothing named
@@ -33,8 +34,9 @@ from test_differential import _Any  # the scanner tests' permissive stub, reused
 
 from safeart.scan import ScanResult
 from safeart.scan.stubs import compat_name
+from safeart.scan.walker import Walker
 
-__all__ = ["victim_imports", "unreported", "Watch", "Executed"]
+__all__ = ["victim_imports", "unreported", "MemoBomb", "Watch", "Executed"]
 
 #: Largest layer the victim model decompresses or extracts (the fuzzer's inputs are small).
 MAX_LAYER = 16 << 20
@@ -60,17 +62,42 @@ class _Victim(pickle.Unpickler):
 assert _Victim.__mro__[1].__module__ == "_pickle"  # CPython's C unpickler, the victim's
 
 
-def pickle_imports(data: bytes) -> list[tuple[str, str]]:
-    """Every ``find_class`` call of ``pickle.load`` repeated on ``data`` until it fails."""
-    calls: list[tuple[str, str]] = []
-    stream = io.BytesIO(data)
+class MemoBomb(Exception):
+    """The victim would allocate a huge memo table here (the oracle does not run it)."""
+
+
+def _check_memo(data: bytes) -> None:
+    pos = 0
     for _ in range(_MAX_PICKLES):
-        if stream.tell() >= len(data):
-            break
-        try:
-            _Victim(stream, calls).load()
-        except Exception:  # noqa: BLE001 - a broken pickle still imported what came before
-            break
+        walker = Walker(data, pos, len(data))
+        walker.finish()
+        if walker.limit:
+            raise MemoBomb(f"{walker.limit} at offset {walker.frozen_at}")
+        if walker.next_start is None or walker.next_start >= len(data):
+            return
+        pos = walker.next_start
+
+
+def pickle_imports(data: bytes) -> list[tuple[str, str]]:
+    """Every ``find_class`` call of ``load()`` repeated on ``data`` until it fails, by one
+    unpickler (which goes on inside a frame after STOP) and by a new one per pickle.
+
+    Raises:
+        MemoBomb: the bytes would make the victim allocate gigabytes (checked with the
+            scanner's walker first, so the oracle itself survives).
+    """
+    _check_memo(data)
+    calls: list[tuple[str, str]] = []
+    for reuse in (True, False):
+        stream = io.BytesIO(data)
+        victim = _Victim(stream, calls)
+        for _ in range(_MAX_PICKLES):
+            if stream.tell() >= len(data) and not reuse:
+                break
+            try:
+                (victim if reuse else _Victim(stream, calls)).load()
+            except Exception:  # noqa: BLE001 - a broken pickle still imported what came before
+                break
     return calls
 
 
@@ -123,7 +150,9 @@ def _npy_objects(data: bytes) -> bytes:
 
     stream = io.BytesIO(data)
     version = npformat.read_magic(stream)
-    _, _, dtype = npformat._read_array_header(stream, version)  # numpy.load's own reader
+    read_header = {(1, 0): npformat.read_array_header_1_0,
+                   (2, 0): npformat.read_array_header_2_0}[version]
+    _, _, dtype = read_header(stream)  # what numpy.load reads
     return data[stream.tell():] if dtype.hasobject else b""
 
 
@@ -139,7 +168,11 @@ def unreported(data: bytes, result: ScanResult) -> list[str]:
         return []
     reported = set(result.globals) | {f.name for f in result.findings}
     missing = []
-    for module, name in victim_imports(data):
+    try:
+        imports = victim_imports(data)
+    except MemoBomb as bomb:
+        return [f"<unreported memory bomb: {bomb}>"]
+    for module, name in imports:
         spellings = {f"{module}.{name}", ".".join(compat_name(module, name, 0))}
         if not spellings & reported:
             missing.append(f"{module}.{name}")
@@ -165,9 +198,9 @@ class Watch:
 
     ``expected`` names modules (and their submodules) the code under test may import on its
     own (lazy imports of safeart and of allowlisted libraries); any other import, any event
-    in :data:`_EXECUTION`, an ``exec`` of dynamic code and an ``open`` for writing are
-    recorded. Run the code once before watching it, so that its own lazy imports (whose
-    modules may define dataclasses, which ``exec`` generated code) are done.
+    in :data:`_EXECUTION`, an ``exec`` of dynamic code outside an import and an ``open`` for
+    writing are recorded. Run the code once before watching it, so that its own lazy
+    imports are done.
     """
 
     _installed = False
@@ -193,7 +226,8 @@ class Watch:
         watch = Watch._active
         if watch is None:
             return
-        if event in _EXECUTION or (event == "exec" and _is_dynamic(args[0])):
+        if event in _EXECUTION or (event == "exec" and _is_dynamic(args[0])
+                                   and not _importing()):
             watch.events.append(f"{event}{_short(args)}")
         elif event == "import":
             module = str(args[0])
@@ -213,8 +247,19 @@ class Watch:
 
 def _is_dynamic(code: Any) -> bool:
     """Code that is not a module body being imported from a file (``exec("...")``,
-    ``eval``, and the methods a dataclass definition generates)."""
+    ``eval``, and the methods a dataclass or namedtuple definition generates)."""
     return str(getattr(code, "co_filename", "<?>")).startswith("<")
+
+
+def _importing() -> bool:
+    """Is an import running (its module's classes ``exec`` generated code)? Imports are
+    watched by their own event."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _short(args: tuple[Any, ...]) -> str:
