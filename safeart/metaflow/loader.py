@@ -50,7 +50,7 @@ from ..policy import AllowSpec, Policy, policy_from_env
 from ..scan import ScanResult
 from .blobs import FetchedBlob, RunDatastore, StoredArtifact
 from .pathspec import RunSpec, check_artifact_names, parse_pathspec, resolve_tasks
-from .runscan import PICKLE_ENCODINGS, SAFEART_ENCODING, _tampered
+from .runscan import PICKLE_ENCODINGS, SAFEART_ENCODING, tampered_finding
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Run, Task
@@ -161,7 +161,7 @@ def decode(record: StoredArtifact, blob: FetchedBlob, policy: Policy, device: An
     data = blob.data
     assert data is not None, "fetch() returns readable blobs only"
     if record.encoding in PICKLE_ENCODINGS:
-        integrity = [] if blob.intact else [_tampered(record.sha)]
+        integrity = [] if blob.intact else [tampered_finding(record.sha)]
         return load_pickle(data, policy=policy, artifact=record.pathspec, device=device,
                            findings=integrity)
     check_safeart(record, blob, policy)
@@ -195,7 +195,7 @@ def check_safeart(record: StoredArtifact, blob: FetchedBlob, policy: Policy) -> 
             hint="load it with the Metaflow extension that wrote it",
         )
     if not blob.intact:
-        result = ScanResult(record.pathspec, [_tampered(record.sha)], size=len(blob.data or b""))
+        result = ScanResult(record.pathspec, [tampered_finding(record.sha)], size=len(blob.data or b""))
         refuse_unless_clean(result, policy, record.pathspec)
 
 

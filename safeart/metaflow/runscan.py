@@ -44,7 +44,7 @@ from ..scan.api import Progress
 from .blobs import FetchedBlob, RunDatastore, StoredArtifact, StoreRef
 from .pathspec import check_artifact_names, is_pathspec, parse_pathspec, resolve_tasks
 
-__all__ = ["scan_run", "scan_target", "PICKLE_ENCODINGS", "SAFEART_ENCODING"]
+__all__ = ["scan_run", "scan_target", "tampered_finding", "PICKLE_ENCODINGS", "SAFEART_ENCODING"]
 
 #: Encodings of Metaflow's pickle serializer (what it writes and what it reads).
 PICKLE_ENCODINGS = frozenset({"pickle-v2", "pickle-v4", "gzip+pickle-v2", "gzip+pickle-v4"})
@@ -199,7 +199,7 @@ class _BlobScanner:
         else:
             outcome = self._audit_safeart(blob.data, blob.sha)
         if not blob.intact:
-            outcome.findings.insert(0, _tampered(blob.sha))
+            outcome.findings.insert(0, tampered_finding(blob.sha))
         outcome.size = len(blob.data)
         outcome.seconds = time.perf_counter() - started
         return outcome
@@ -263,7 +263,8 @@ def _audit_finding(problem: SafeartError, sha: str) -> Finding:
     return Finding(Grade.UNKNOWN, kind, type(problem).__name__, problem.message, location=where)
 
 
-def _tampered(sha: str) -> Finding:
+def tampered_finding(sha: str) -> Finding:
+    """The finding for a blob whose bytes no longer hash to its content address ``sha``."""
     return Finding(
         Grade.UNKNOWN, "integrity", sha,
         "the blob does not hash to its content address: it was changed in the datastore "
