@@ -370,6 +370,7 @@ def _tar_polyglot(canary: Path) -> bytes:
     # The first member's name is a protocol 0 pickle: pickle.loads(archive) runs it; the tar
     # magic sits at offset 257, so content sniffing calls the file a tar.
     name = f"cbuiltins\nopen\n(V{canary}\nVw\ntR.".encode()
+    assert len(name) <= 100, "a tar name field holds 100 bytes: use a shorter canary path"
     header = tarfile.TarInfo(name.decode("latin-1"))
     header.size = 4
     out = io.BytesIO()
