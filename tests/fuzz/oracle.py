@@ -36,7 +36,7 @@ from safeart.scan import ScanResult
 from safeart.scan.stubs import compat_name
 from safeart.scan.walker import Walker
 
-__all__ = ["victim_imports", "unreported", "MemoBomb", "Watch", "Executed"]
+__all__ = ["victim_imports", "unreported", "Watch", "Executed"]
 
 #: Largest layer the victim model decompresses or extracts (the fuzzer's inputs are small).
 MAX_LAYER = 16 << 20
@@ -62,31 +62,26 @@ class _Victim(pickle.Unpickler):
 assert _Victim.__mro__[1].__module__ == "_pickle"  # CPython's C unpickler, the victim's
 
 
-class MemoBomb(Exception):
-    """The victim would allocate a huge memo table here (the oracle does not run it)."""
-
-
-def _check_memo(data: bytes) -> None:
+def _bomb_free(data: bytes) -> bytes:
+    """``data`` cut where the first stacked pickle names a huge memo index (the scanner's
+    walker finds it): the victim would allocate gigabytes there, the oracle stops short."""
     pos = 0
     for _ in range(_MAX_PICKLES):
         walker = Walker(data, pos, len(data))
         walker.finish()
-        if walker.limit:
-            raise MemoBomb(f"{walker.limit} at offset {walker.frozen_at}")
+        if walker.limit and walker.frozen_at is not None:
+            return data[:walker.frozen_at]
         if walker.next_start is None or walker.next_start >= len(data):
-            return
+            break
         pos = walker.next_start
+    return data
 
 
 def pickle_imports(data: bytes) -> list[tuple[str, str]]:
     """Every ``find_class`` call of ``load()`` repeated on ``data`` until it fails, by one
-    unpickler (which goes on inside a frame after STOP) and by a new one per pickle.
-
-    Raises:
-        MemoBomb: the bytes would make the victim allocate gigabytes (checked with the
-            scanner's walker first, so the oracle itself survives).
-    """
-    _check_memo(data)
+    unpickler (which goes on inside a frame after STOP) and by a new one per pickle, up to
+    any memo-index bomb."""
+    data = _bomb_free(data)
     calls: list[tuple[str, str]] = []
     for reuse in (True, False):
         stream = io.BytesIO(data)
@@ -168,11 +163,7 @@ def unreported(data: bytes, result: ScanResult) -> list[str]:
         return []
     reported = set(result.globals) | {f.name for f in result.findings}
     missing = []
-    try:
-        imports = victim_imports(data)
-    except MemoBomb as bomb:
-        return [f"<unreported memory bomb: {bomb}>"]
-    for module, name in imports:
+    for module, name in victim_imports(data):
         spellings = {f"{module}.{name}", ".".join(compat_name(module, name, 0))}
         if not spellings & reported:
             missing.append(f"{module}.{name}")
