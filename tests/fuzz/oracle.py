@@ -45,17 +45,24 @@ _MAX_DEPTH = 4
 
 
 class _Victim(pickle.Unpickler):
-    """The C unpickler; records each import and hands out an inert stub instead."""
+    """The C unpickler; records each import and hands out an inert stub instead.
 
-    def __init__(self, file: io.BytesIO, calls: list[tuple[str, str]]) -> None:
+    ``persistent``: persistent ids resolve to the stub (torch's loaders) instead of failing
+    (plain ``pickle.load``).
+    """
+
+    def __init__(self, file: io.BytesIO, calls: list[tuple[str, str]], persistent: bool) -> None:
         super().__init__(file, encoding="latin1")
         self._calls = calls
+        self._persistent = persistent
 
     def find_class(self, module: str, name: str) -> Any:
         self._calls.append((module, name))
         return _Any
 
     def persistent_load(self, pid: Any) -> Any:
+        if not self._persistent:
+            raise pickle.UnpicklingError("no persistent_load")
         return _Any
 
 
@@ -81,16 +88,18 @@ def pickle_imports(data: bytes) -> list[tuple[str, str]]:
     """Every ``find_class`` call of ``load()`` repeated on ``data`` until it fails, by one
     unpickler (which goes on inside a frame after STOP) and by a new one per pickle, up to
     any memo-index bomb."""
+    # A loader with persistent ids (torch) reads a file with a zip header as a zip.
+    persistent = not data.startswith((b"PK\x03\x04", b"PK\x05\x06"))
     data = _bomb_free(data)
     calls: list[tuple[str, str]] = []
     for reuse in (True, False):
         stream = io.BytesIO(data)
-        victim = _Victim(stream, calls)
+        victim = _Victim(stream, calls, persistent)
         for _ in range(_MAX_PICKLES):
             if stream.tell() >= len(data) and not reuse:
                 break
             try:
-                (victim if reuse else _Victim(stream, calls)).load()
+                (victim if reuse else _Victim(stream, calls, persistent)).load()
             except Exception:  # noqa: BLE001 - a broken pickle still imported what came before
                 break
     return calls
