@@ -1,0 +1,114 @@
+"""Loading an exported model file: ``safeart.load_file`` vs ``torch.load(weights_only=True)``
+and ``safetensors.torch.load_file``, time and peak RSS.
+
+The same weights are written as a safeart file (the whole ``nn.Module``, and its
+``state_dict``), a ``torch.save`` zip of the ``state_dict`` and a safetensors file. Each load
+runs in a fresh interpreter: after importing torch, safeart and safetensors the peak RSS is
+reset (``/proc/self/clear_refs``), so "peak" is how far the load raised it above that
+baseline -- file pages a loader maps count too, as they do in the kernel's RSS.
+
+    python benchmarks/bench_exported.py [--quick] [--mb 100] [--repeat N] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import _common as c
+
+HERE = str(Path(__file__).resolve())
+
+
+def _safeart(path: str) -> Any:
+    import safeart
+
+    return safeart.load_file(path)
+
+
+def _torch(path: str, mmap: bool = False) -> Any:
+    import torch
+
+    return torch.load(path, weights_only=True, mmap=mmap)
+
+
+def _safetensors(path: str) -> Any:
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
+#: label -> (file written by main(), loader)
+LOADS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "safeart.load_file (nn.Module)": ("model.safeart", _safeart),
+    "safeart.load_file (state_dict)": ("state.safeart", _safeart),
+    "torch.load(weights_only=True)": ("state.pt", _torch),
+    "torch.load(weights_only=True, mmap=True)": ("state.pt", lambda p: _torch(p, mmap=True)),
+    "safetensors.torch.load_file": ("state.safetensors", _safetensors),
+}
+
+
+def load_worker(job: dict[str, Any]) -> dict[str, Any]:
+    import safetensors.torch  # noqa: F401
+    import torch  # noqa: F401
+
+    import safeart  # noqa: F401
+
+    base = c.rss_mb()
+    c.reset_peak()
+    started = c.clock()
+    loaded = LOADS[job["how"]][1](job["path"])
+    seconds = c.clock() - started
+    peak = c.peak_rss_mb() - base
+    return {"seconds": seconds, "peak_mb": peak, "checksum": c.checksum(loaded),
+            "after_touch_mb": c.peak_rss_mb() - base}
+
+
+def main() -> None:
+    args = c.parse_args(__doc__, lambda p: p.add_argument(
+        "--mb", type=float, default=100, help="model size (MB of float32 weights)"))
+    if args.worker:
+        c.emit(load_worker(json.loads(args.worker)))
+        return
+    import safetensors.torch
+    import torch
+
+    import safeart
+
+    mb = 4 if args.quick else args.mb
+    c.header("Exported model file load", args)
+    with tempfile.TemporaryDirectory(prefix="safeart-bench-export-") as tmp:
+        folder = Path(tmp)
+        model = c.build_model(int(mb * c.MB))
+        size = c.model_bytes(model) / c.MB
+        safeart.save_file(model, folder / "model.safeart")
+        safeart.save_file(model.state_dict(), folder / "state.safeart")
+        torch.save(model.state_dict(), folder / "state.pt")
+        safetensors.torch.save_file(model.state_dict(), folder / "state.safetensors")
+        del model
+        got: dict[str, list[dict]] = {}
+        for _ in range(args.repeat):
+            for how, (name, _) in LOADS.items():
+                got.setdefault(how, []).append(
+                    c.worker(HERE, {"how": how, "path": str(folder / name)}))
+        checksums = {r["checksum"] for runs in got.values() for r in runs}
+        assert len(checksums) == 1, checksums
+        reference = c.median(r["seconds"] for r in got["torch.load(weights_only=True)"])
+        rows = []
+        for how, runs in got.items():
+            secs = c.median(r["seconds"] for r in runs)
+            peak = c.median(r["peak_mb"] for r in runs)
+            rows.append([how, secs, c.ratio(secs, reference), peak, c.ratio(peak, size),
+                         c.median(r["after_touch_mb"] for r in runs)])
+        c.table(f"Loading a {size:.0f} MB model file (median of {args.repeat})",
+                ["loader", "seconds", "vs torch.load", "peak RSS MB", "peak / model size",
+                 "peak after reading every weight"], rows, args.out,
+                ["peak: above the interpreter after imports. safetensors.torch.load_file and "
+                 "torch.load(mmap=True) map the file and read it only when a weight is used: "
+                 "the last column (after summing every weight) is the comparable figure."])
+
+
+if __name__ == "__main__":
+    main()
