@@ -103,8 +103,12 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
 
 def _polyglot_pickle(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str) -> None:
     """``pickle.loads`` reads any bytes from offset 0, and the first bytes of a tar (a member
-    name) or of a safetensors file (its header length) can be chosen to form a pickle. Kept
-    only if CPython's parser imported a real (dotted identifier) name there."""
+    name) or of a safetensors file (its header length) can be chosen to form a pickle. With a
+    PROTO header it is a pickle for sure; otherwise kept only if CPython's parser imported a
+    real (dotted identifier) name there."""
+    if end - start >= 2 and buf[start] == 0x80 and buf[start + 1] <= 5:
+        scan_stream(ctx, buf, start, end, f"{loc} > as-pickle", strict=True, nested=scan_blob)
+        return
     mark = ctx.mark()
     before = {name: g["count"] for name, g in ctx.result.globals.items()}
     scan_stream(ctx, buf, start, end, f"{loc} > as-pickle", strict=False, nested=scan_blob)

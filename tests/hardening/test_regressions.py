@@ -36,3 +36,16 @@ def test_random_bytes_that_read_as_a_memo_bomb_are_still_data(data):
     # no victim can be made to allocate, so plain data stays clean.
     result = scan_bytes(data)
     assert result.verdict == "clean" and result.formats == ["data"]
+
+
+def test_scan_target_pickle_with_ustar_at_offset_257_is_scanned_as_a_pickle():
+    # A PROTO-headed pickle whose bytes 257..261 spell "ustar" sniffs as a tar; the pickle is
+    # scanned too, strictly (PROTO makes it one): the import after CPython's stack underflow
+    # (POP on an empty stack) is reported, as for any pickle.
+    filler = 260 - 8
+    data = (b"\x80\x020X" + filler.to_bytes(4, "little") + b"x" * 249 + b"ustar" + b"x" * 3
+            + b"0cos\nsystem\n.")
+    assert data[257:262] == b"ustar"
+    result = scan_bytes(data)
+    assert result.verdict == "dangerous"
+    assert "os.system" in {f.name for f in result.findings}
