@@ -96,7 +96,8 @@ class _Stub(metaclass=_StubMeta):
 
 
 def _make(name: str, role: str = "") -> type:
-    return _StubMeta(name.rsplit(".", 1)[-1], (_Stub,), {"_sa_name": name, "_sa_role": role})
+    short = name.rsplit(".", 1)[-1].replace("\0", "\\0")  # type names cannot hold NUL
+    return _StubMeta(short, (_Stub,), {"_sa_name": name, "_sa_role": role})
 
 
 #: What every call on a stub returns.
