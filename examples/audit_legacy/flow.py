@@ -1,7 +1,6 @@
 """A legacy flow: no safeart import, so Metaflow pickles every artifact."""
 
 import numpy as np
-import pandas as pd
 import torch
 from metaflow import FlowSpec, step
 
@@ -14,7 +13,7 @@ class LegacyFlow(FlowSpec):
         torch.manual_seed(3)
         self.model = Net()
         self.inputs = torch.randn(5, 3)
-        self.metrics = pd.DataFrame({"epoch": np.arange(3), "loss": [0.9, 0.5, 0.3]})
+        self.losses = np.array([0.9, 0.5, 0.3], dtype=np.float32)
         self.next(self.score)
 
     @step
@@ -25,7 +24,7 @@ class LegacyFlow(FlowSpec):
 
     @step
     def end(self):
-        print("final loss", float(self.metrics["loss"].iloc[-1]), "outputs", tuple(self.outputs.shape))
+        print("final loss", float(self.losses[-1]), "outputs", tuple(self.outputs.shape))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def main() -> None:
         section("2. scan it with the built-in allowlist (nothing is unpickled)")
         code, out = env.safeart("scan", run, keep=_findings)
         check(code == 1 and "unknown import: model.Net" in out, "expected model.Net flagged")
-        check(" dangerous" in out and ", 0 dangerous" in out, "expected no dangerous finding")
+        check(", 0 dangerous" in out, "expected no dangerous finding")
 
         section("3. after review, allow model.Net in safeart.toml (with its reason)")
         code, out = env.safeart("scan", run, "--policy", POLICY, keep=_findings)
@@ -62,6 +62,7 @@ def main() -> None:
         with safe_open(str(path), "pt") as f:  # a plain safetensors file
             print(f"   {path.name}: safetensors tensors {sorted(f.keys())}")
         model = safeart.load_file(path, allow=[Net])
+        # To compare, read the run's inputs and outputs (pickled tensors: scanned, restricted).
         inputs, stored = safeart.load(run, "inputs"), safeart.load(run, "outputs")
         with torch.no_grad():
             same = torch.equal(model(inputs), stored)

@@ -1,18 +1,21 @@
 """The runnable examples (examples/*), each run as a subprocess exactly as documented.
 
 Every example must exit 0, print its key lines, remove its temporary directory and write
-nothing under examples/ (its flows run from there). The attack example's payload builder is
+nothing under examples/ (its flows run from there; checked once all have finished). The attack example's payload builder is
 also proven live here: unpickled in a separate interpreter, it creates its canary.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -61,25 +64,45 @@ CASES = {
 }
 
 
+#: Examples run two at a time: their flows spend much of their time waiting on subprocesses.
+WORKERS = 2
+
+
 def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-@pytest.mark.parametrize("script", list(CASES))
-def test_example_runs_as_documented(script: str) -> None:
-    if script.startswith("self_hosted_s3"):
-        pytest.importorskip("moto.server")
-    before = _tree(EXAMPLES)
+def _run(script: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "SAFEART_"))}
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def runs() -> Iterator[dict[str, Future]]:
+    """Every example started once (WORKERS at a time); examples/ must be unchanged after."""
+    scripts = [s for s in CASES if not s.startswith("self_hosted_s3") or _has_moto()]
+    before = _tree(EXAMPLES)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        yield {script: pool.submit(_run, script) for script in scripts}
+    assert _tree(EXAMPLES) == before, "an example wrote files under examples/"
+
+
+def _has_moto() -> bool:
+    return importlib.util.find_spec("moto") is not None
+
+
+@pytest.mark.parametrize("script", list(CASES))
+def test_example_runs_as_documented(script: str, runs: dict[str, Future]) -> None:
+    if script not in runs:
+        pytest.skip("moto[server] is not installed")
+    proc = runs[script].result()
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     missing = [line for line in CASES[script] if line not in out]
     assert not missing, f"missing {missing} in:\n{out[-6000:]}"
     root = re.search(r"working directory and Metaflow root: (\S+)", out)
     assert root and not Path(root.group(1)).exists(), "the temporary directory was left behind"
-    assert _tree(EXAMPLES) == before, "the example wrote files under examples/"
 
 
 def test_attack_payload_is_live(tmp_path: Path) -> None:
