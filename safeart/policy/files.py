@@ -106,8 +106,9 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"policy file {p} is not valid TOML: {exc}") from None
     if p.name == "pyproject.toml":
-        table = data.get("tool", {}).get("safeart")
-        if table is None:
+        tool = data.get("tool", {})
+        table = tool.get("safeart") if isinstance(tool, dict) else None
+        if not isinstance(table, dict):
             raise ConfigError(f"{p} has no [tool.safeart] table")
         return policy_from_mapping(table, f"{p} [tool.safeart]")
     return policy_from_mapping(data, str(p))

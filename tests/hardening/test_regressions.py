@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from safeart import LimitExceeded, scan_bytes
+from safeart import ConfigError, LimitExceeded, load_policy, scan_bytes
 from safeart.unpickle import restricted_loads
 
 
@@ -57,3 +57,11 @@ def test_scan_target_nul_in_an_import_name_does_not_stop_the_scanners_unpickler(
     result = scan_bytes(b"\x80\x02ca\nb\x00c\n0cos\nsystem\n0N.")
     assert "os.system" in result.globals  # graded as CPython performed it
     assert result.complete and result.verdict == "dangerous"
+
+
+@pytest.mark.parametrize("text", ['tool = """"""', "[tool]\nsafeart = 1\n", "tool = [1]\n"])
+def test_policy_target_pyproject_whose_tool_is_not_a_table_is_a_config_error(tmp_path, text):
+    path = tmp_path / "pyproject.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="tool.safeart"):
+        load_policy(path)
