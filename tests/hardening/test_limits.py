@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from conftest import BOMB_BOUND_MB, isolated
+from isolation import BOMB_BOUND_MB, isolated
 from payloads import canary_reduce_pickle
 from safeart import Limits, LimitExceeded, Policy, SafeartError, audit, loads, scan_bytes
 from safeart.unpickle import restricted_loads

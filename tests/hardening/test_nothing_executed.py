@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import TESTS
+from isolation import TESTS
 from payloads import SAMPLES
 
 sys.path.insert(0, str(TESTS / "unpickle"))
