@@ -2,8 +2,8 @@
 
 ::
 
-    safeart scan PATH... [--format text|json|sarif] [--policy FILE]
-                         [--fail-on dangerous|unknown] [--output FILE]
+    safeart scan PATH... [--format text|json|sarif] [--policy FILE] [--allow CLASS]...
+                         [--alias NAME=CLASS]... [--fail-on dangerous|unknown] [--output FILE]
 
     safeart export Flow/run/step/task:NAME DIR [--allow CLASS]... [--alias NAME=CLASS]...
                    [--policy FILE]
@@ -97,7 +97,7 @@ def _resolve(arg: str, policy: Policy, args: argparse.Namespace, progress: _Prog
 
 def _scan(args: argparse.Namespace) -> int:
     try:
-        policy = load_policy(args.policy) if args.policy else policy_from_env()
+        policy = _load_policy(args)
     except SafeartError as exc:
         print(f"safeart scan: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -145,7 +145,7 @@ def _register_scan(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or other target")
     p.add_argument("--format", choices=sorted(FORMATS), default="text")
-    p.add_argument("--policy", metavar="FILE", help="safeart.toml or pyproject.toml")
+    _policy_options(p)
     p.add_argument("--fail-on", choices=["dangerous", "unknown"], default="unknown",
                    help="lowest grade that fails the scan (default: unknown)")
     p.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")

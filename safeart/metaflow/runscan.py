@@ -266,7 +266,7 @@ def _audit_finding(problem: SafeartError, sha: str) -> Finding:
 def tampered_finding(sha: str) -> Finding:
     """The finding for a blob whose bytes no longer hash to its content address ``sha``."""
     return Finding(
-        Grade.UNKNOWN, "integrity", sha,
+        Grade.DANGEROUS, "integrity", sha,
         "the blob does not hash to its content address: it was changed in the datastore "
         "after Metaflow stored it", location=sha,
     )

@@ -348,7 +348,7 @@ def test_blobs_swapped_for_canary_pickles_are_refused_with_the_scan_findings(
 
     for err in (victim.value, hidden.value):
         kinds = {(f.grade.value, f.kind, f.name) for f in err.report.findings}
-        assert ("unknown", "integrity", err.report.findings[0].name) in kinds  # not its sha
+        assert ("dangerous", "integrity", err.report.findings[0].name) in kinds  # not its sha
         assert ("dangerous", "import", "builtins.open") in kinds
         assert err.report.verdict == "dangerous" and "malicious" in err.hint
         assert "builtins.open" in str(err)

@@ -75,6 +75,16 @@ def test_policy_file_allows_a_class(files, tmp_path):
     assert run("--policy", str(policy), files["unknown"]) == 0
 
 
+def test_allow_and_alias_options_extend_the_policy(files, tmp_path, capsys):
+    assert run("--allow", "mypkg.Net", files["unknown"]) == 0
+    main_net = tmp_path / "main_net.pkl"
+    main_net.write_bytes(b"\x80\x04\x8c\x08__main__\x8c\x03Net\x93)R.")
+    assert run(str(main_net)) == 1
+    assert run("--alias", "__main__.Net=mypkg.Net", str(main_net)) == 0
+    assert run("--alias", "nonsense", str(main_net)) == 2
+    assert "NAME=CLASS" in capsys.readouterr().err
+
+
 def test_json_shape(files, capsys):
     run("--format", "json", files["clean"], files["evil"])
     doc = json.loads(capsys.readouterr().out)
