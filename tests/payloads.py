@@ -162,7 +162,9 @@ def _torch_zip(payload: bytes, member: str) -> bytes:
             name = info.filename
             if name.endswith("data.pkl"):
                 data, name = payload, member
-            dst.writestr(name, data)
+            # A fixed time (reproducible bytes) whose DOS encoding holds a newline (0x0a):
+            # after a pickle's STOP, a local header then parses as a protocol 0 PERSID line.
+            dst.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 20)), data)
     return out.getvalue()
 
 

@@ -76,6 +76,11 @@ def _stacked(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
              nested: BlobScanner) -> None:
     """Further pickles after the first (``pickle.load`` called again reads them)."""
     while pos < end:
+        if bytes(buf[pos:pos + 4]) in (b"PK\x03\x04", b"PK\x05\x06"):
+            # An appended zip: zip readers find it; pickle.load would stop at its first
+            # byte (PERSID without persistent_load), so it is no stacked pickle.
+            nested(ctx, buf, pos, end, f"{loc} > after-STOP@{pos}", "trailing")
+            return
         out = scan_pickle(ctx, buf, pos, end, f"{loc} > pickle@{pos}", strict=False,
                           nested=nested)
         if not out.is_pickle:
