@@ -490,6 +490,10 @@ SAMPLES: dict[str, Sample] = {
     "zip_after_broken_pickle": Sample(
         lambda c: b"\x80\x04\xff" + _torch_zip(canary_reduce_pickle(c, 2), "archive/data.pkl"),
         "zip appended to a broken pickle: zipfile finds it by its end record (fuzz-found)"),
+    "put_index_nul_differential": Sample(
+        lambda c: b"(lp0\x00x\n" + glob("os", "system") + f"(Vtouch {c}\ntR.".encode(),
+        "PUT index '0\\x00x': CPython parses the line as a C string (stops at NUL), Python's "
+        "int() refuses it (fuzz-found)"),
     "tar_polyglot": Sample(
         _tar_polyglot, "pickle in a tar member name: sniffed as tar, pickle.loads runs it"),
     "safetensors_polyglot": Sample(

@@ -94,6 +94,12 @@ _TO_MARK = {"APPENDS", "SETITEMS", "ADDITEMS", "POP_MARK"}
 _UNKNOWN = object()  # a stack value the walker does not track
 
 
+def _c_int(line: bytes) -> int:
+    """A PUT/GET index as CPython's C unpickler reads it: the line is a C string, so it ends
+    at the first NUL (``b"0\\0x"`` is 0, which Python's ``int()`` refuses)."""
+    return int(line.split(b"\0", 1)[0])
+
+
 @dataclass(frozen=True)
 class ImportOp:
     """One opcode that makes CPython's unpickler resolve a global.
@@ -359,7 +365,7 @@ class Walker:
         elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
             if name == "PUT":
                 try:
-                    idx = int(arg)  # type: ignore[call-overload]
+                    idx = _c_int(arg)  # type: ignore[arg-type]
                 except ValueError:
                     return "PUT index is not an integer"
             else:
@@ -368,7 +374,7 @@ class Walker:
             self._memo[idx] = self._stack[-1] if self._stack else _UNKNOWN  # type: ignore[index]
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             try:
-                idx = int(arg) if name == "GET" else arg  # type: ignore[call-overload]
+                idx = _c_int(arg) if name == "GET" else arg  # type: ignore[arg-type]
             except ValueError:
                 return "GET index is not an integer"
             if idx not in self._memo:

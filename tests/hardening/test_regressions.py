@@ -65,3 +65,12 @@ def test_policy_target_pyproject_whose_tool_is_not_a_table_is_a_config_error(tmp
     path.write_text(text)
     with pytest.raises(ConfigError, match="tool.safeart"):
         load_policy(path)
+
+
+@pytest.mark.parametrize("memo", [b"p0\x00x\n", b"p0\ng0\x00x\n0"])
+def test_scan_target_nul_in_a_memo_index_line_hides_nothing(memo):
+    # CPython reads PUT/GET lines as C strings: '0\0x' is index 0. The walker refused the
+    # line, stopped, and the import after it was never seen (headerless: graded clean).
+    data = b"(l" + memo + b"cos\nsystem\n(Vtouch canary\ntR."
+    result = scan_bytes(data)
+    assert "os.system" in result.globals and result.verdict == "dangerous"
