@@ -494,6 +494,10 @@ SAMPLES: dict[str, Sample] = {
         lambda c: b"(lp0\x00x\n" + glob("os", "system") + f"(Vtouch {c}\ntR.".encode(),
         "PUT index '0\\x00x': CPython parses the line as a C string (stops at NUL), Python's "
         "int() refuses it (fuzz-found)"),
+    "zip_after_junk": Sample(
+        lambda c: b"\x00\x04x\x06" + _torch_zip(canary_reduce_pickle(c, 2), "archive/data.pkl"),
+        "zip after bytes that are neither a pickle nor a known format: zipfile reads it "
+        "(fuzz-found)"),
     "tar_polyglot": Sample(
         _tar_polyglot, "pickle in a tar member name: sniffed as tar, pickle.loads runs it"),
     "safetensors_polyglot": Sample(

@@ -26,7 +26,7 @@ from ..policy import Grade
 from .context import ScanContext
 from .streams import scan_stream
 from .walker import Buffer
-from .zipread import Spool, Zlib, scan_zip
+from .zipread import Spool, Zlib, appended_zip, scan_zip
 
 __all__ = ["scan_blob"]
 
@@ -92,6 +92,10 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
     )
     if end > start and scan_stream(ctx, buf, start, end, loc, strict=strict, nested=scan_blob,
                                    torch_storages=hint == "torch-pickle"):
+        return
+    if appended_zip(buf, start, end) is not None:  # unknown bytes, then a zip
+        ctx.format("zip")
+        scan_zip(ctx, buf, start, end, loc, scan_blob)
         return
     if hint == "trailing":
         ctx.add(Grade.UNKNOWN, "trailing", "data",

@@ -16,7 +16,7 @@ from .context import ScanContext
 from .pickles import STORAGE_ELEMENT_SIZES, BlobScanner, PickleOutcome, scan_pickle
 from .stubs import stub_name
 from .walker import Buffer
-from .zipread import read_members
+from .zipread import appended_zip
 
 __all__ = ["scan_stream", "TORCH_MAGIC"]
 
@@ -66,10 +66,10 @@ def scan_stream(
 def _zip_after_break(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
                      nested: BlobScanner) -> None:
     """Where a broken pickle ends is unknown, but a zip appended to it is found by its end
-    record, as zip readers find it (``zipfile`` accepts any bytes before an archive)."""
-    members, shift, error = read_members(buf, start, end)
-    if members and not error and shift > 0:
-        nested(ctx, buf, start + shift, end, f"{loc} > zip@{start + shift}", "")
+    record (:func:`~safeart.scan.zipread.appended_zip`)."""
+    at = appended_zip(buf, start, end)
+    if at is not None:
+        nested(ctx, buf, at, end, f"{loc} > zip@{at}", "")
 
 
 def _stacked(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,

@@ -23,7 +23,7 @@ from ..policy import Grade
 from .context import ScanContext
 from .walker import Buffer
 
-__all__ = ["scan_zip", "ZipMember", "read_members", "Spool", "Zlib"]
+__all__ = ["scan_zip", "ZipMember", "read_members", "appended_zip", "Spool", "Zlib"]
 
 SPOOL_IN_MEMORY = 256 << 20  # decompressed output kept in memory up to this size
 
@@ -66,7 +66,9 @@ def read_members(buf: Buffer, start: int, end: int) -> tuple[list[ZipMember], in
     cd_end = eocd
     if eocd - 20 >= start and bytes(buf[eocd - 20:eocd - 16]) == _LOC64:
         rec = start + _u(buf, eocd - 12, 8)
-        if bytes(buf[rec:rec + 4]) == _EOCD64:
+        if bytes(buf[rec:rec + 4]) != _EOCD64:  # bytes prepended: where zipfile looks
+            rec = eocd - 20 - 56
+        if rec >= start and bytes(buf[rec:rec + 4]) == _EOCD64:
             count, cd_size, cd_off = _u(buf, rec + 32, 8), _u(buf, rec + 40, 8), _u(buf, rec + 48, 8)
             cd_end = rec
     shift = cd_end - cd_size - cd_off - start  # bytes prepended to the archive
@@ -83,6 +85,13 @@ def read_members(buf: Buffer, start: int, end: int) -> tuple[list[ZipMember], in
         members.append(ZipMember(name, flags, method, crc, csize, usize, start + shift + header))
         pos += 46 + nlen + xlen + clen
     return members, shift, None
+
+
+def appended_zip(buf: Buffer, start: int, end: int) -> int | None:
+    """Where a zip that follows other bytes starts, found by its end record as zip readers
+    find it (``zipfile`` accepts any bytes before an archive); None if there is none."""
+    members, shift, error = read_members(buf, start, end)
+    return start + shift if members and not error and shift > 0 else None
 
 
 def _decode(raw: bytes, flags: int) -> str:

@@ -7,6 +7,8 @@ tests/payloads.py (``zip_after_broken_pickle``, found by the scan target as a mu
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from safeart import ConfigError, LimitExceeded, load_policy, scan_bytes
@@ -74,3 +76,13 @@ def test_scan_target_nul_in_a_memo_index_line_hides_nothing(memo):
     data = b"(l" + memo + b"cos\nsystem\n(Vtouch canary\ntR."
     result = scan_bytes(data)
     assert "os.system" in result.globals and result.verdict == "dangerous"
+
+
+def test_scan_target_zip64_archive_after_junk_bytes_is_opened():
+    # torch.save writes Zip64 end records; with bytes before the archive the locator's
+    # offset misses the Zip64 record, which zipfile then finds right before the locator.
+    torch = pytest.importorskip("torch")
+    saved = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, saved)
+    result = scan_bytes(b"\x00\x04x\x06" + saved.getvalue())
+    assert "torch._utils._rebuild_tensor_v2" in result.globals
