@@ -253,6 +253,23 @@ def _joblib_after_array(canary: Path) -> bytes:
     return data[:at] + payload + data[at:]
 
 
+def _joblib_array_as_opcodes(canary: Path) -> bytes:
+    # An inline array without alignment padding (joblib's older layout, still loaded): joblib
+    # reads its bytes as data, pickle.load reads them as opcodes that call the payload.
+    import joblib
+    import numpy as np
+
+    ops = b"0" + glob("os", "system") + f"(Vtouch {canary}\ntR0N".encode()
+    buf = io.BytesIO()
+    joblib.dump([np.frombuffer(ops, dtype=np.uint8), "tail"], buf, protocol=2)
+    data = buf.getvalue()
+    key = data.index(b"X\x1b\x00\x00\x00numpy_array_alignment_bytes")
+    value_end = data.index(b"K\x10", key) + 2  # the key, its memo PUT and the value 16
+    at = data.index(ops, value_end)  # after SETITEMS, BUILD, a pad length byte and 1 pad byte
+    assert data[at - 4:at - 2] == b"ub"
+    return data[:key] + data[value_end:at - 2] + data[at:]
+
+
 def _npy_object(canary: Path) -> bytes:
     import numpy as np
 
@@ -486,6 +503,9 @@ SAMPLES: dict[str, Sample] = {
     "numpy_npz_member": Sample(_npz, "npz member with object array"),
     "joblib_object_array": Sample(_joblib_object_array, "joblib inline object-array pickle"),
     "joblib_payload_after_array": Sample(_joblib_after_array, "payload after inline array"),
+    "joblib_array_bytes_as_opcodes": Sample(
+        _joblib_array_as_opcodes,
+        "joblib inline array whose bytes are opcodes for pickle.load (fuzz-found variant)"),
     "zip_polyglot": Sample(_zip_polyglot, "pickle + zip polyglot (pickle.load vs torch.load)"),
     "zip_after_broken_pickle": Sample(
         lambda c: b"\x80\x04\xff" + _torch_zip(canary_reduce_pickle(c, 2), "archive/data.pkl"),

@@ -293,11 +293,11 @@ class _Hooks:
         pos = self.run.position()
         where = f"{self.loc} > joblib-array@{pos}"
         size = _joblib_array_size(state)
-        if size is None:
+        if size is None:  # joblib.load fails here; pickle.load reads on: so does the scan
             self.ctx.add(Grade.UNKNOWN, "malformed", "NumpyArrayWrapper",
-                         "cannot size the inline joblib array; the rest was not scanned",
-                         location=where, offset=pos)
-            self.walker.jump(self.walker.end)
+                         "cannot size the inline joblib array; what follows is scanned as the "
+                         "pickle opcodes pickle.load reads there", location=where, offset=pos)
+            self.walker.jump(pos)
         elif size == "object":
             outcome = scan_pickle(self.ctx, self.walker.buf, pos, self.walker.end, where,
                                   strict=True, nested=self.nested)
@@ -307,7 +307,11 @@ class _Hooks:
             if isinstance(state, dict) and state.get("numpy_array_alignment_bytes") is not None:
                 pad = self.walker.buf[pos] if pos < self.walker.end else 0
                 skip += 1 + pad
-            self.walker.jump(min(pos + skip, self.walker.end))
+            end = min(pos + skip, self.walker.end)
+            # joblib.load reads the array's bytes; pickle.load reads them as opcodes.
+            scan_pickle(self.ctx, self.walker.buf, pos, end, f"{where} > as-pickle",
+                        strict=False, nested=self.nested)
+            self.walker.jump(end)
         reader.seek(self.walker.pos)
 
 

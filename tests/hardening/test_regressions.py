@@ -86,3 +86,15 @@ def test_scan_target_zip64_archive_after_junk_bytes_is_opened():
     torch.save({"w": torch.ones(2)}, saved)
     result = scan_bytes(b"\x00\x04x\x06" + saved.getvalue())
     assert "torch._utils._rebuild_tensor_v2" in result.globals
+
+
+def test_scan_target_unsized_joblib_array_does_not_end_the_scan():
+    # A NumpyArrayWrapper whose state joblib cannot size ('shape' misspelt): joblib.load
+    # fails there, pickle.load reads on and runs what follows. The scan gave up at it.
+    wrapper = (b"\x8c\x13joblib.numpy_pickle\x8c\x11NumpyArrayWrapper\x93)\x81}(\x8c\x05s@ape"
+               b"K\x01\x85\x8c\x05dtype\x8c\x05numpy\x8c\x05dtype\x93X\x02\x00\x00\x00u1"
+               b"\x89\x88\x87Rub")
+    data = b"\x80\x04" + wrapper + b"0cbuiltins\nopen\n(Vcanary\nVw\ntR."
+    result = scan_bytes(data)
+    assert "builtins.open" in {f.name for f in result.findings}
+    assert result.verdict == "dangerous"
