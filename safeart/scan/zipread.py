@@ -166,10 +166,10 @@ def _member(ctx: ScanContext, buf: Buffer, end: int, m: ZipMember,
         ctx.add(Grade.UNKNOWN, "archive", m.name,
                 f"'encrypted' flag bit set; PyTorch ignores it (CVE-2025-1945: {_TRICK})",
                 location=where)
-    if m.data + m.csize > end:
-        ctx.add(Grade.UNKNOWN, "malformed", m.name, "member data runs past the end",
-                location=where)
-        return None
+    if m.data + m.csize > end:  # zipfile reads such a member up to the end: so does the scan
+        ctx.add(Grade.UNKNOWN, "malformed", m.name, "member data runs past the end; what is "
+                "there is scanned", location=where)
+        m.csize = max(0, end - m.data)
     data: Buffer
     if m.method == 0:
         data, a, b = buf, m.data, m.data + m.csize

@@ -8,6 +8,7 @@ tests/payloads.py (``zip_after_broken_pickle``, found by the scan target as a mu
 from __future__ import annotations
 
 import io
+import zipfile
 
 import pytest
 
@@ -98,3 +99,16 @@ def test_scan_target_unsized_joblib_array_does_not_end_the_scan():
     result = scan_bytes(data)
     assert "builtins.open" in {f.name for f in result.findings}
     assert result.verdict == "dangerous"
+
+
+def test_scan_target_zip_member_running_past_the_end_is_scanned_as_far_as_it_goes():
+    # zipfile reads a stored member whose size runs past the end up to the end, and the
+    # pickle in it runs; the scan skipped the member.
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02cbuiltins\nopen\n(Vcanary\nVw\ntR.")
+    data = bytearray(out.getvalue())
+    central = data.index(b"PK\x01\x02")
+    data[central + 20:central + 24] = (1 << 30).to_bytes(4, "little")  # compressed size
+    result = scan_bytes(bytes(data))
+    assert "builtins.open" in {f.name for f in result.findings}
