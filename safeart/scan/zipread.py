@@ -89,9 +89,10 @@ def read_members(buf: Buffer, start: int, end: int) -> tuple[list[ZipMember], in
 
 def appended_zip(buf: Buffer, start: int, end: int) -> int | None:
     """Where a zip that follows other bytes starts, found by its end record as zip readers
-    find it (``zipfile`` accepts any bytes before an archive); None if there is none."""
-    members, shift, error = read_members(buf, start, end)
-    return start + shift if members and not error and shift > 0 else None
+    find it (``zipfile`` accepts any bytes before an archive, and reads the entries a damaged
+    central directory still holds); None if there is none."""
+    members, shift, _ = read_members(buf, start, end)
+    return start + shift if members and shift > 0 else None
 
 
 def _decode(raw: bytes, flags: int) -> str:

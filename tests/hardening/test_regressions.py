@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
+from payloads import SAMPLES
 from safeart import ConfigError, LimitExceeded, load_policy, scan_bytes
 from safeart.unpickle import restricted_loads
 
@@ -110,5 +112,15 @@ def test_scan_target_zip_member_running_past_the_end_is_scanned_as_far_as_it_goe
     data = bytearray(out.getvalue())
     central = data.index(b"PK\x01\x02")
     data[central + 20:central + 24] = (1 << 30).to_bytes(4, "little")  # compressed size
+    result = scan_bytes(bytes(data))
+    assert "builtins.open" in {f.name for f in result.findings}
+
+
+def test_scan_target_zip_after_a_broken_pickle_with_a_damaged_central_directory():
+    # The end record counts more entries than the central directory holds; zipfile reads
+    # the entries there are, so the scan must find the zip anyway.
+    data = bytearray(SAMPLES["zip_after_broken_pickle"].build(Path("canary")))
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8:end + 12] = (9).to_bytes(2, "little") * 2  # entries on disk / in total
     result = scan_bytes(bytes(data))
     assert "builtins.open" in {f.name for f in result.findings}
