@@ -143,6 +143,7 @@ def _records(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
         ctx.add(Grade.UNKNOWN, "malformed", "storage keys",
                 "the storage key list does not match the storages the data pickle references",
                 location=where, offset=pos)
+        _stacked(ctx, buf, pos, end, loc, nested)  # no records: pickle.load reads on
         return
     for key in keys:
         elsize = sizes[key]

@@ -124,3 +124,14 @@ def test_scan_target_zip_after_a_broken_pickle_with_a_damaged_central_directory(
     data[end + 8:end + 12] = (9).to_bytes(2, "little") * 2  # entries on disk / in total
     result = scan_bytes(bytes(data))
     assert "builtins.open" in {f.name for f in result.findings}
+
+
+def test_scan_target_pickles_after_a_mismatched_legacy_storage_key_list_are_scanned(tmp_path):
+    # A legacy torch stream with one pickle too many in its header: the parts shift, the
+    # "storage keys" are not a key list, torch.load fails -- but pickle.load in a loop reads
+    # on into the pickles after them, which the scan never looked at.
+    magic = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
+    data = (magic + b"\x80\x02M\xe9\x03." + b"\x80\x02}q\x00." + b"\x80\x02M\xe9\x03."
+            + b"\x80\x02}q\x00." + SAMPLES["reduce_builtins_open_p2"].build(tmp_path / "c"))
+    result = scan_bytes(data)
+    assert "builtins.open" in {f.name for f in result.findings}
