@@ -99,6 +99,8 @@ def pickle_imports(data: bytes) -> list[tuple[str, str]]:
             if stream.tell() >= len(data) and not reuse:
                 break
             try:
+                if reuse:  # memo carry-over across loads: a known gap, not modelled here
+                    victim.memo.clear()
                 (victim if reuse else _Victim(stream, calls, persistent)).load()
             except Exception:  # noqa: BLE001 - a broken pickle still imported what came before
                 break
@@ -170,6 +172,8 @@ def unreported(data: bytes, result: ScanResult) -> list[str]:
     incomplete: neither is held against the scan. Nor are bytes hidden after STOP inside a
     frame (reported ``unknown``): an unpickler loaded again reads them up to the frame end,
     then from the file, which the scanner does not model (a known gap, docs/adding-a-bypass.md).
+    The reused unpickler's memo is cleared between loads: a memo carried over from one
+    pickle to the next is the other known gap.
     """
     if any(f.kind == "limit" or (f.kind == "trailing" and f.name == "FRAME")
            for f in result.findings):

@@ -4,7 +4,8 @@ Each target takes the fuzzer's bytes and raises (a crash for atheris) on a bug:
 
 * any exception other than safeart's own :class:`~safeart.errors.SafeartError` types;
 * a scanner crash (``scan_bytes`` turns it into a finding of kind ``error``);
-* an import a victim unpickler performs that the scanner did not report (a bypass);
+* an import a victim unpickler performs that a scan not graded dangerous did not report
+  (a bypass);
 * anything executed (:class:`~tests.fuzz.oracle.Watch`): a process, an exec, a write, or an
   import of a module the entry point has no business importing.
 
@@ -31,8 +32,8 @@ from .oracle import Watch, unreported
 __all__ = ["TARGETS", "Bug", "warm_up"]
 
 POLICY = Policy()
-#: Modules whose lazy import by safeart itself is expected (a scan may decode a cp437 zip
-#: name, a load may build numpy/torch objects).
+#: Modules whose lazy import by safeart itself is expected (a load may build numpy or torch
+#: objects).
 _SAFEART_LAZY = ("safeart", "numpy", "torch")
 
 
@@ -74,7 +75,9 @@ def fuzz_scan(data: bytes) -> None:
     crashes = [f for f in result.findings if f.kind == "error"]
     if crashes:
         raise Bug(f"the scanner crashed: {crashes[0].reason}")
-    missing = unreported(data, result)
+    # A dangerous verdict refuses the bytes at every threshold: a victim's import it does not
+    # name is a reporting gap, not a bypass (the hypothesis differential tests are stricter).
+    missing = unreported(data, result) if result.verdict != "dangerous" else []
     if missing:
         raise Bug(f"bypass: a victim imports {missing[:5]}, the scan reports "
                   f"{sorted(result.globals)[:10]} ({result.verdict})")
