@@ -19,13 +19,15 @@ demo: $(VENV)/.ready
 test: $(VENV)/.ready
 	$(PY) -m pytest -q
 
-# Coverage-guided fuzzing (atheris), each target for FUZZ_SECONDS in its own process (CI: 10).
-# Longer: make fuzz FUZZ_SECONDS=300 FUZZ_JOBS=2. Corpus and crashes: /tmp/safeart-fuzz.
+# Coverage-guided fuzzing (atheris), each target for FUZZ_SECONDS in its own process (CI: 10,
+# with a fixed seed). Longer: make fuzz FUZZ_SECONDS=300 FUZZ_JOBS=2 FUZZ_SEED=0 (0: random).
+# Corpus and crashes: /tmp/safeart-fuzz.
 FUZZ_SECONDS ?= 10
 FUZZ_JOBS    ?= 1
+FUZZ_SEED    ?= 1
 fuzz: $(VENV)/.ready
 	$(PY) -m pip install -q 'atheris>=2.3'
-	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --seed $(FUZZ_SEED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
