@@ -169,13 +169,15 @@ def unreported(data: bytes, result: ScanResult) -> list[str]:
     (the victim's protocol is not observable from ``find_class``; tests/scan's differential
     test checks the walker's raw names and protocols one by one). Names that are not dotted
     identifiers import nothing, and a scan that stopped on a limit reported that it is
-    incomplete: neither is held against the scan. Nor are bytes hidden after STOP inside a
-    frame (reported ``unknown``): an unpickler loaded again reads them up to the frame end,
-    then from the file, which the scanner does not model (a known gap, docs/adding-a-bypass.md).
-    The reused unpickler's memo is cleared between loads: a memo carried over from one
-    pickle to the next is the other known gap.
+    incomplete: neither is held against the scan. Nor is a read straddling a frame boundary,
+    which the scan reports as a dangerous parser differential (tests/scan's differential test
+    does not compare those either), nor bytes hidden after STOP inside a frame (reported
+    ``unknown``): an unpickler loaded again reads them up to the frame end, then from the
+    file, which the scanner does not model (a known gap, docs/adding-a-bypass.md). The reused
+    unpickler's memo is cleared between loads: a memo carried over from one pickle to the
+    next is the other known gap.
     """
-    if any(f.kind == "limit" or (f.kind == "trailing" and f.name == "FRAME")
+    if any(f.kind == "limit" or (f.kind in ("trailing", "differential") and f.name == "FRAME")
            for f in result.findings):
         return []
     reported = set(result.globals) | {f.name for f in result.findings}
