@@ -26,8 +26,14 @@ FUZZ_SECONDS ?= 10
 FUZZ_JOBS    ?= 1
 FUZZ_SEED    ?= 1
 fuzz: $(VENV)/.ready
-	$(PY) -m pip install -q 'atheris>=2.3'
 	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --seed $(FUZZ_SEED)
+
+# Benchmarks' smoke mode: tiny sizes, one repeat, no assertions on time. Full runs:
+# python benchmarks/<name>.py (see benchmarks/README.md).
+bench: $(VENV)/.ready
+	$(PY) benchmarks/bench_metaflow.py --quick
+	$(PY) benchmarks/bench_exported.py --quick
+	$(PY) benchmarks/bench_scan.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
