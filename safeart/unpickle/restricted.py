@@ -130,6 +130,16 @@ class LoadSession:
 
     def resolve(self, module: str, name: str, protocol: int) -> Any:
         """Return the object a pickle global names, if the policy allows it, else refuse."""
+        if len(module) + len(name) > self.policy.limits.max_name_length:
+            shown = short_repr(f"{module}.{name}")
+            self.refuse(
+                PolicyError(
+                    f"pickle global {shown} is longer than max_name_length "
+                    f"({self.policy.limits.max_name_length}); no allowed name is",
+                    name=shown,
+                    hint="a name this long is a crafted pickle, not a real import",
+                )
+            )
         if protocol < 3:  # what the C Unpickler's own find_class does (fix_imports=True)
             if (module, name) in _compat_pickle.NAME_MAPPING:
                 module, name = _compat_pickle.NAME_MAPPING[(module, name)]

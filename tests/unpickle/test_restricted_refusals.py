@@ -155,3 +155,11 @@ def test_garbage_never_raises_anything_but_safeart_errors():
     for blob in (b"\x80\x04\x93.", b"\x80\x04N\x93.", b"\x80\x04\x8c\x01a\x8c\x01b\x93R."):
         with pytest.raises((FormatError, PolicyError)):
             restricted_loads(blob)
+
+
+def test_an_overlong_global_name_is_refused_with_a_bounded_message():
+    name = "x" * 2_000_000
+    blob = b"\x80\x04\x8c\x05mypkg\x8d" + len(name).to_bytes(8, "little") + name.encode() + b"\x93)R."
+    with pytest.raises(PolicyError, match="max_name_length") as info:
+        restricted_loads(blob)
+    assert len(str(info.value)) < 2_000
