@@ -178,8 +178,11 @@ def machine() -> str:
             versions.append(f"{name} {__import__(name).__version__}")
         except Exception:  # noqa: BLE001 -- a missing package is just not listed
             pass
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+    except OSError:  # no git
+        rev = ""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} cores ({cpu}), {ram:.0f} GiB RAM, Python "
             f"{platform.python_version()}, {', '.join(versions)}, safeart {rev or '?'}; "
