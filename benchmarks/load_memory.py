@@ -2,14 +2,13 @@
 
 Each measurement runs in a fresh interpreter (Linux: it reads ``/proc/self/status``). After
 importing torch and safeart and, for the in-memory paths, reading the input bytes, the peak
-RSS is reset to the current RSS; the figures are how far the load raised the peak (file pages
-that ``load_file`` maps count too; they are page cache, not process memory) and how much
-anonymous memory it still holds afterwards, next to the size of the weights. For
+RSS is reset to the current RSS; the figures are how far the load raised the peak and how
+much anonymous memory it still holds afterwards, next to the size of the weights. For
 ``loads``/``load_pickle`` the input bytes (one copy) are already held before the baseline.
 
     python benchmarks/load_memory.py [--mb 100]
 
-Not a test: numbers depend on the machine; see the production-loading notes for figures.
+Not a test: numbers depend on the machine; figures in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ class FlowEnv:
         )
 
     def local_blob_path(self, flow: str, sha: str) -> Path:
-        """Where the local content-addressed store keeps blob ``sha`` (gzip-framed)."""
+        """Where the local content-addressed store keeps blob ``sha`` (gzip-framed, or raw for large safeart blobs)."""
         return self.workdir / ".metaflow" / flow / "data" / sha[:2] / sha
 
 
