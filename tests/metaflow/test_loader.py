@@ -33,12 +33,10 @@ from payloads import canary_reduce_pickle, nested_load_from_bytes_payload  # noq
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-FLOW = """
-import os
-{imports}
+#: The stand-in for the flow file's __main__.Net in client processes (SAFEART_POLICY alias).
+NETDEF = '''
 import torch
 from torch import nn
-from metaflow import FlowSpec, step
 
 
 class Net(nn.Module):
@@ -49,7 +47,14 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc2(torch.relu(self.fc1(x)))
+'''
 
+#: The flow file defines the same Net itself, so its runs record it as __main__.Net.
+FLOW = """
+import os
+{imports}
+from metaflow import FlowSpec, step
+""" + NETDEF + """
 
 class {name}(FlowSpec):
     @step
@@ -102,21 +107,6 @@ class Trap:
         self.__dict__.update(state)
 """
 
-#: The stand-in for the flow file's __main__.Net in client processes (SAFEART_POLICY alias).
-NETDEF = '''
-import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(4, 8)
-        self.fc2 = nn.Linear(8, 2)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-'''
 
 
 class Net(nn.Module):
