@@ -18,14 +18,10 @@ from torch import nn
 import safeart
 import safeart.metaflow
 
-BLOG_FLOW = """
-import datetime
-import math
-
-import safeart.metaflow  # store artifacts with safeart
+#: The blog's model, defined in each flow file (runs record it as __main__.Net).
+NET = """
 import torch
 from torch import nn
-from metaflow import FlowSpec, Parameter, current, retry, step
 
 
 class Net(nn.Module):
@@ -36,7 +32,15 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc2(torch.relu(self.fc1(x)))
+"""
 
+BLOG_FLOW = """
+import datetime
+import math
+
+import safeart.metaflow  # store artifacts with safeart
+from metaflow import FlowSpec, Parameter, current, retry, step
+""" + NET + """
 
 class BlogFlow(FlowSpec):
     scale = Parameter("scale", default=2.0)
@@ -408,20 +412,8 @@ def test_newer_metaflow_encoding_is_refused_by_name(flow_env):
 
 S3_FLOW = """
 import safeart.metaflow
-import torch
-from torch import nn
 from metaflow import FlowSpec, step
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(4, 8)
-        self.fc2 = nn.Linear(8, 2)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-
+""" + NET + """
 
 class S3BlogFlow(FlowSpec):
     @step
