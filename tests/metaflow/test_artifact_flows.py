@@ -17,22 +17,8 @@ from torch import nn
 
 import safeart
 import safeart.metaflow
+from flow_sources import NET
 
-#: The blog's model, defined in each flow file (runs record it as __main__.Net).
-NET = """
-import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(4, 8)
-        self.fc2 = nn.Linear(8, 2)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-"""
 
 BLOG_FLOW = """
 import datetime

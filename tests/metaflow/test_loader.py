@@ -29,32 +29,18 @@ from safeart.metaflow.loader import locate
 from safeart.policy import qualified_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/payloads.py
+from flow_sources import NET  # noqa: E402
 from payloads import canary_reduce_pickle, nested_load_from_bytes_payload  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-#: The stand-in for the flow file's __main__.Net in client processes (SAFEART_POLICY alias).
-NETDEF = '''
-import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(4, 8)
-        self.fc2 = nn.Linear(8, 2)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-'''
 
 #: The flow file defines the same Net itself, so its runs record it as __main__.Net.
 FLOW = """
 import os
 {imports}
 from metaflow import FlowSpec, step
-""" + NETDEF + """
+""" + NET + """
 
 class {name}(FlowSpec):
     @step
@@ -148,7 +134,7 @@ class Runs:
 def runs(make_flow_env: Any) -> Runs:
     env = make_flow_env("loader")
     env.write(TRAPMOD, "trapmod.py")
-    env.write(NETDEF, "netdef.py")
+    env.write(NET, "netdef.py")
     with ThreadPoolExecutor(2) as pool:
         pickled = pool.submit(env.run, PICKLE_FLOW, name="pickle_flow.py")
         safe = pool.submit(env.run, SAFE_FLOW, name="safe_flow.py")
