@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..limits import Limits
-from .model import Policy, Rule
+from .model import KINDS, Policy, Rule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,8 +48,9 @@ def _rule(entry: Any, where: str) -> Rule:
         return Rule(entry, f"allowed in {where}")
     if isinstance(entry, dict) and set(entry) <= {"name", "reason", "kind"} and "name" in entry:
         kind = entry.get("kind", "class")
-        if kind not in ("class", "callable"):
-            raise ConfigError(f"{where}: allow entry kind must be 'class' or 'callable', got {kind!r}")
+        if kind not in KINDS:
+            raise ConfigError(f"{where}: allow entry kind must be one of {', '.join(KINDS)}, "
+                              f"got {kind!r}")
         if not isinstance(entry["name"], str) or not isinstance(entry.get("reason", ""), str):
             raise ConfigError(f"{where}: allow entry name and reason must be strings: {entry!r}")
         return Rule(entry["name"], entry.get("reason") or f"allowed in {where}", kind)

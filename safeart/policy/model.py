@@ -11,6 +11,12 @@ Two kinds of allowlist entries exist:
 * ``callable`` entries name reconstructor functions that legacy pickles call
   (``torch._utils._rebuild_tensor_v2``, ``numpy.core.multiarray._reconstruct``). They
   matter only to the scanner and the restricted unpickler; a manifest can never name them.
+* ``reference`` entries name objects that are *resolved by name and never called* on load:
+  functions a model keeps (``torch.nn.functional.relu`` in a transformer layer), factories
+  (``builtins.int`` of a ``defaultdict``), constants (``builtins.Ellipsis``). A manifest
+  names them in ``fn`` nodes; a pickle names them as globals. Whatever a later caller does
+  with such an object, resolving it runs nothing but the import of its module, and each
+  entry's reason says why calling it with plain data would be harmless too.
 
 Names are matched exactly (``module.qualname``); there are no wildcards, so an entry never
 admits more than the one object it names. A :data:`~safeart.policy.dangerous` denylist only
@@ -23,6 +29,7 @@ from __future__ import annotations
 import enum
 import importlib
 import sys
+import types
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Mapping, Union
 
@@ -30,9 +37,11 @@ from ..errors import ConfigError, PolicyError
 from ..limits import Limits
 from . import dangerous as _dangerous
 
-__all__ = ["Grade", "Rule", "Verdict", "Policy", "AllowSpec", "qualified_name"]
+__all__ = ["Grade", "Rule", "Verdict", "Policy", "AllowSpec", "KINDS", "qualified_name"]
 
-Kind = Literal["class", "callable"]
+Kind = Literal["class", "callable", "reference"]
+#: Every rule kind, in the order the docs list them.
+KINDS: tuple[str, ...] = ("class", "callable", "reference")
 
 
 class Grade(str, enum.Enum):
@@ -215,8 +224,8 @@ class Policy:
             hint=self.how_to_allow(full),
         )
 
-    def how_to_allow(self, full: str) -> str:
-        """One sentence telling the user exactly how to allow ``full``."""
+    def how_to_allow(self, full: str, kind: Kind = "class") -> str:
+        """One sentence telling the user exactly how to allow ``full`` as a ``kind`` entry."""
         if full.startswith("__main__."):
             short = full.split(".", 1)[1]
             return (
@@ -224,6 +233,12 @@ class Policy:
                 f"for it: allow=[{short}] (a class object also stands for __main__.{short}), "
                 f"or aliases={{'{full}': 'yourpkg.module.{short}'}}, or in safeart.toml: "
                 f"[aliases] \"{full}\" = \"yourpkg.module.{short}\""
+            )
+        if kind != "class":
+            return (
+                f"if you trust it, pass allow=[safeart.Rule('{full}', '<why it is safe>', "
+                f"kind='{kind}')], or add {{ name = \"{full}\", kind = \"{kind}\", reason = "
+                f"\"...\" }} to allow = [...] in safeart.toml / [tool.safeart]"
             )
         return (
             f"if you trust it, pass allow=['{full}'] (or the class object), or add "
@@ -244,9 +259,54 @@ class Policy:
         wanted = target if isinstance(target, str) else recorded
         return _import_exact(wanted, recorded, path)
 
+    def check_reference(self, module: str, qualname: str, *, path: str = "") -> None:
+        """Audit a recorded reference (a function, factory or constant kept by name)
+        without importing anything.
 
-def _import_exact(wanted: str, recorded: str, path: str) -> type:
-    """Import ``wanted`` (longest importable module prefix + attribute chain), exactly."""
+        Raises:
+            PolicyError: ``module.qualname`` is not a ``reference`` entry.
+        """
+        full = f"{module}.{qualname}"
+        if self.rule_for(full, "reference") is not None:
+            return
+        if self.trust_main and module == "__main__":
+            return
+        raise PolicyError(
+            f"reference {full} is not on the allowlist",
+            name=full,
+            path=path or None,
+            hint=self.how_to_allow(full, "reference"),
+        )
+
+    def resolve_reference(self, module: str, qualname: str, *, path: str = "") -> object:
+        """Audit, then import and return the object a reference names (never called).
+
+        The entry's exact name decides what is returned: the attribute found at that path.
+        Two things are refused even then: a module, and an object that declares itself
+        (``__module__.__qualname__``) under a name the denylist grades dangerous, such as
+        an entry whose path turns out to re-export ``os.system``.
+        """
+        self.check_reference(module, qualname, path=path)
+        recorded = f"{module}.{qualname}"
+        wanted = self.aliases_target(recorded)
+        obj = _lookup_attribute(wanted, recorded, path)
+        own_module = getattr(obj, "__module__", None)
+        own_name = getattr(obj, "__qualname__", None)
+        danger = (_dangerous.reason_for(own_module, own_name)
+                  if isinstance(own_module, str) and isinstance(own_name, str) else None)
+        if isinstance(obj, types.ModuleType) or danger is not None:
+            raise PolicyError(
+                f"{wanted} resolves to "
+                + ("a module" if danger is None else f"{own_module}.{own_name} ({danger})")
+                + ", which a reference may not name",
+                name=recorded, path=path or None,
+                hint="name the function or constant by its own defining module",
+            )
+        return obj
+
+
+def _lookup_attribute(wanted: str, recorded: str, path: str, what: str = "reference") -> object:
+    """Import the longest importable module prefix of ``wanted`` and walk the rest."""
     parts = wanted.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         modname = ".".join(parts[:cut])
@@ -259,19 +319,25 @@ def _import_exact(wanted: str, recorded: str, path: str) -> type:
                 obj = getattr(obj, attr)
         except AttributeError:
             break
-        if isinstance(obj, type) and qualified_name(obj) == wanted:
-            return obj
-        raise PolicyError(
-            f"{wanted} does not name a class defined under that name "
-            f"(found {type(obj).__name__} {getattr(obj, '__qualname__', obj)!r})",
-            name=recorded,
-            path=path or None,
-            hint="allowlist entries must name classes by their defining module",
-        )
+        return obj
     raise PolicyError(
-        f"allowed class {wanted} cannot be imported in this environment",
+        f"allowed {what} {wanted} cannot be imported in this environment",
         name=recorded,
         path=path or None,
         hint=f"install the package that defines {wanted}, or map {recorded} to another "
-        "class with aliases=",
+        f"{'class' if what == 'class' else 'name'} with aliases=",
+    )
+
+
+def _import_exact(wanted: str, recorded: str, path: str) -> type:
+    """Import ``wanted`` (longest importable module prefix + attribute chain), exactly."""
+    obj = _lookup_attribute(wanted, recorded, path, "class")
+    if isinstance(obj, type) and qualified_name(obj) == wanted:
+        return obj
+    raise PolicyError(
+        f"{wanted} does not name a class defined under that name "
+        f"(found {type(obj).__name__} {getattr(obj, '__qualname__', obj)!r})",
+        name=recorded,
+        path=path or None,
+        hint="allowlist entries must name classes by their defining module",
     )

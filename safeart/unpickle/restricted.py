@@ -165,6 +165,8 @@ class LoadSession:
         try:
             if rule is None or rule.kind == "class":  # rule None: trust_main admits __main__.X
                 obj: object = self.policy.resolve_class(module, name)
+            elif rule.kind == "reference":
+                obj = self.policy.resolve_reference(module, name)
             elif rule.name != full:
                 raise PolicyError(
                     f"{full} is an alias of the callable {rule.name}; aliases stand for classes only",
