@@ -263,11 +263,15 @@ class Policy:
         """Audit a recorded reference (a function, factory or constant kept by name)
         without importing anything.
 
+        Any entry admits a reference to what it names: resolving a name only imports its
+        module, and an allowed class or reconstructor is safe to hold. ``reference`` entries
+        exist for what is neither (``torch.nn.functional.relu``, ``builtins.Ellipsis``).
+
         Raises:
-            PolicyError: ``module.qualname`` is not a ``reference`` entry.
+            PolicyError: ``module.qualname`` is not on the allowlist at all.
         """
         full = f"{module}.{qualname}"
-        if self.rule_for(full, "reference") is not None:
+        if self.rule_for(full) is not None:
             return
         if self.trust_main and module == "__main__":
             return
