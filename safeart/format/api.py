@@ -15,16 +15,17 @@ from typing import Any, Iterable, Union
 from ..errors import FormatError, SafeartError, UnsupportedVersion
 from ..limits import Limits
 from ..policy import AllowSpec, Policy
-from . import v1
+from . import manifest as _manifest
 from .container import METADATA_KEY, Header, as_view, pack, parse_json, read_header, sniff
 from .report import AuditReport
 
 __all__ = ["FORMAT_VERSION", "dumps", "loads", "save_file", "load_file", "audit", "is_safeart"]
 
 #: The version :func:`dumps` writes.
-FORMAT_VERSION: int = v1.VERSION
-#: A reader per known version, so blobs written by an older safeart stay readable.
-_READERS = {v1.VERSION: v1}
+FORMAT_VERSION: int = _manifest.VERSION
+#: A reader per known version, so blobs written by an older safeart stay readable (one
+#: auditor/builder serves them all, each blob checked against its version's kinds).
+_READERS = {version: _manifest for version in _manifest.KINDS}
 #: What ``dumps`` enforces, so that whatever it writes loads under the default limits.
 _WRITE_LIMITS = Limits()
 
@@ -123,7 +124,7 @@ def is_safeart(data: Buffer) -> bool:
 
 # -- internals -----------------------------------------------------------------------------
 def _encode(obj: Any, name: str) -> list[Any]:
-    manifest, pieces = v1.encode(obj, name=name, limits=_WRITE_LIMITS)
+    manifest, pieces = _manifest.encode(obj, name=name, limits=_WRITE_LIMITS)
     return pack(manifest, pieces, _WRITE_LIMITS)
 
 

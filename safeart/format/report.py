@@ -11,11 +11,16 @@ __all__ = ["ClassRef", "AuditReport"]
 
 @dataclass(frozen=True)
 class ClassRef:
-    """One class a manifest names, and where: ``torch.nn.modules.linear.Linear`` at ``head``."""
+    """One name a manifest records, and where: ``torch.nn.modules.linear.Linear`` at ``head``.
+
+    ``kind`` says how it is used: ``"class"`` (an ``obj``/``enum`` node), ``"codec"`` (a
+    ``val`` node: the type safeart's codec rebuilds) or ``"reference"`` (an ``fn`` node).
+    """
 
     module: str
     qualname: str
     path: str
+    kind: str = "class"
 
     @property
     def name(self) -> str:
@@ -29,7 +34,8 @@ class AuditReport:
 
     Attributes:
         version: The format version of the blob (None if it could not be read).
-        classes: Every class occurrence the manifest names, in manifest order.
+        classes: Every name the manifest records (classes, codecs, references), in
+            manifest order.
         tensors: How many tensors the blob stores.
         nodes: How many manifest nodes were audited.
         problems: Everything wrong: a malformed blob stops the audit at its first

@@ -146,7 +146,7 @@ def trained(model: nn.Module, steps: int = 2, seed: int = 0) -> nn.Module:
 
 
 # -- hand-made blobs -------------------------------------------------------------------------
-def make_blob(root: Any, tensors: dict[str, np.ndarray] | None = None, *, version: Any = 1,
+def make_blob(root: Any, tensors: dict[str, np.ndarray] | None = None, *, version: Any = 2,
               manifest: Any = None) -> bytes:
     """A blob holding ``root`` as its manifest root (or a whole ``manifest``) and ``tensors``
     (uint8 arrays stored as U8), written with the real container writer."""

@@ -95,7 +95,7 @@ def test_too_many_tensors_and_too_long_names() -> None:
 
 # -- the manifest ----------------------------------------------------------------------------
 def test_unknown_versions() -> None:
-    refused(make_blob(None, version=2), UnsupportedVersion, "version 2")
+    refused(make_blob(None, version=3), UnsupportedVersion, "version 3")
     refused(make_blob(None, version="1"), FormatError, "integer 'version'")
     refused(make_blob(None, manifest={"root": None}), FormatError, "integer 'version'")
     refused(make_blob(None, manifest={"version": 1, "root": 1, "x": 2}), FormatError, "exactly")

@@ -1,7 +1,10 @@
-"""Format version 1: node kinds and their fields, field syntax, object paths.
+"""The manifest schema of every format version: node kinds, their fields, field syntax,
+object paths.
 
-One table drives the writer, the auditor and the builder, so they cannot drift apart.
-See ``safeart/format/SPEC.md`` for the prose version.
+One table of kinds and fields drives the writer, the auditor and the builder, so they cannot
+drift apart; :data:`KINDS` says which kinds each format version has (a version only ever adds
+kinds, so the reader of an older version is the same code with a smaller kind set). See
+``safeart/format/SPEC.md`` for the prose version.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections import OrderedDict
 
 __all__ = [
     "VERSION",
+    "KINDS",
     "FIELDS",
     "REQUIRED",
     "AFTER_CHILDREN",
@@ -29,10 +33,11 @@ __all__ = [
     "format_path",
 ]
 
-VERSION = 1
+#: The version the writer writes (the newest).
+VERSION = 2
 
-#: Every node kind and the fields it may carry ("k" is the kind itself; "id" names a node
-#: that ``ref`` nodes point back to).
+#: Every node kind of any version and the fields it may carry ("k" is the kind itself; "id"
+#: names a node that ``ref`` nodes point back to).
 FIELDS: dict[str, frozenset[str]] = {
     kind: frozenset(("k",) + fields)
     for kind, fields in {
@@ -56,20 +61,26 @@ FIELDS: dict[str, frozenset[str]] = {
         "size": ("v", "id"),
         "obj": ("c", "args", "state", "id"),
         "enum": ("c", "v", "id"),
+        "val": ("c", "cv", "v", "id"),  # version 2: a value rebuilt by safeart's codec "c"
+        "fn": ("c", "id"),  # version 2: a function, class or constant referenced by name
     }.items()
 }
+_V1_KINDS = frozenset(FIELDS) - {"val", "fn"}
+#: The node kinds of each format version a reader knows.
+KINDS: dict[int, frozenset[str]] = {1: _V1_KINDS, 2: frozenset(FIELDS)}
 #: Fields a kind must carry (``int`` and ``bytes`` need exactly one of ``v``/``t``).
 REQUIRED: dict[str, frozenset[str]] = {
     kind: frozenset(fields)
     for kind, fields in {
         "ref": ("id",), "float": ("v",), "str": ("t",), "tensor": ("t",), "param": ("t",),
         "ndarray": ("t", "dt"), "npscalar": ("dt", "v"), "dtype": ("v",), "device": ("v",),
-        "size": ("v",), "obj": ("c",), "enum": ("c", "v"),
+        "size": ("v",), "obj": ("c",), "enum": ("c", "v"), "val": ("c", "cv", "v"),
+        "fn": ("c",),
     }.items()
 }
 #: Kinds whose object exists only once its children are built (and ``obj`` while its
 #: ``args`` are built): a reference from inside them back to them cannot be resolved.
-AFTER_CHILDREN = frozenset({"tuple", "set", "frozenset", "enum"})
+AFTER_CHILDREN = frozenset({"tuple", "set", "frozenset", "enum", "val"})
 #: Container kinds and what a node of that kind without fields (``{"k": kind}``) builds.
 EMPTY = {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset, "dict": dict,
          "odict": OrderedDict}

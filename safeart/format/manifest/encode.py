@@ -1,11 +1,14 @@
-"""Version 1 writer: a Python object tree -> a JSON manifest plus tensor pieces.
+"""The writer: a Python object tree -> a JSON manifest (newest format version) plus tensors.
 
 Objects of classes are taken apart exactly like pickle's default protocol does
 (``obj.__reduce_ex__(4)``), and only the default shape is accepted: ``copyreg.__newobj__``
-with the object's own class (plus ``__new__`` arguments) and a state. Anything that reduces
-to another callable -- functions, lambdas, custom ``__reduce__`` results, modules, open
-files -- is an :class:`~safeart.errors.EncodeError` naming the object path. Nothing partial
-is ever returned.
+with the object's own class (plus ``__new__`` arguments) and a state. Values of the exact
+types a safeart codec handles (``datetime``, ``Decimal``, ``defaultdict`` ...) become ``val``
+nodes holding the codec's state. Module-level functions, builtins and classes become ``fn``
+references when looking their name up again gives back the very same object. Anything else
+that reduces to a callable -- lambdas, local functions, bound methods, custom ``__reduce__``
+results, modules, open files -- is an :class:`~safeart.errors.EncodeError` naming the object
+path and saying what to store instead. Nothing partial is ever returned.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from __future__ import annotations
 import base64
 import copyreg
 import enum
+import functools
 import json
 import math
 import struct
 import sys
+import sysconfig
 import types
 from collections import OrderedDict
 from typing import Any, Callable
@@ -25,6 +30,7 @@ import numpy as np
 
 from ...errors import EncodeError, SafeartError
 from ...limits import Limits
+from ..codecs import Codec, codec_for_type, type_name
 from ..container import MAX_RANK, ST_BY_NUMPY, ST_BY_TORCH, Piece
 from .schema import KEY, STATE, VERSION, format_path
 
@@ -117,6 +123,10 @@ class _Encoder:
                             path) from exc
 
     def _fallback(self, obj: Any) -> Callable[[Any, tuple, int], dict]:
+        if codec_for_type(type(obj)) is not None:
+            return self._value
+        if isinstance(obj, (type, _FUNCTION_TYPES)):
+            return self._reference
         if isinstance(obj, np.generic):
             return self._np_scalar
         if self.torch is not None and isinstance(obj, self.torch.Tensor):
@@ -132,8 +142,8 @@ class _Encoder:
 
     def _ref(self, node: dict, key: int, path: tuple) -> dict:
         if key in self.pending:
-            raise self.fail("a tuple, set, enum or __new__ argument contains itself; "
-                            "such cycles cannot be stored", path)
+            raise self.fail("a tuple, set, enum, codec value or __new__ argument contains "
+                            "itself; such cycles cannot be stored", path)
         if "id" not in node:
             node["id"] = self.next_id
             self.next_id += 1
@@ -298,11 +308,36 @@ class _Encoder:
         self.pending.discard(id(member))
         return node
 
+    def _value(self, obj: Any, path: tuple, depth: int) -> dict:
+        codec: Codec = codec_for_type(type(obj))  # type: ignore[assignment]
+        node = self._new(obj, "val")
+        module, _, qualname = codec.name.rpartition(".")
+        node["c"] = [module, qualname]
+        node["cv"] = codec.version
+        self.pending.add(id(obj))
+        try:
+            state = codec.encode(obj)
+        except EncodeError as exc:
+            if exc.path is None:
+                exc.path = format_path(path, self.name)
+            raise
+        node["v"] = self.encode(state, (path, STATE), depth + 1)
+        self.pending.discard(id(obj))
+        return node
+
+    def _reference(self, obj: Any, path: tuple, depth: int) -> dict:
+        name = _reference_name(obj)
+        if type(name) is str:  # why it cannot be referenced
+            raise self.fail(name, path, hint=_REFERENCE_HINT)
+        node = self._new(obj, "fn")
+        node["c"] = list(name)
+        return node
+
     def _object(self, obj: Any, path: tuple, depth: int) -> dict:
         cls = type(obj)
         refusal = _refusal(obj)
         if refusal is not None:
-            raise self.fail(refusal, path, hint="store data only; re-create behaviour in code on load")
+            raise self.fail(refusal[0], path, hint=refusal[1])
         reduced = obj.__reduce_ex__(4)
         if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
             raise self.fail(f"{cls.__qualname__} reduces to a global name, not to data", path)
@@ -312,7 +347,7 @@ class _Encoder:
             raise self.fail(
                 f"{cls.__qualname__} is rebuilt by calling {how}(...); only classes rebuilt by "
                 "__new__ plus state (pickle's default protocol) can be stored", path,
-                hint="drop the custom __reduce__, or store the object's data instead")
+                hint=_reduce_hint(cls))
         if listitems is not None or dictitems is not None or setter is not None:
             raise self.fail(f"{cls.__qualname__}: list/dict subclass items and state setters "
                             "cannot be stored", path, hint="store a plain list or dict")
@@ -330,16 +365,74 @@ class _Encoder:
         return node
 
 
-def _refusal(obj: Any) -> str | None:
-    """Why ``obj`` can never be stored, for the common cases (else None)."""
-    if isinstance(obj, type):
-        return f"class {obj.__module__}.{obj.__qualname__}: classes cannot be stored as values"
-    if isinstance(obj, _FUNCTION_TYPES):
-        name = getattr(obj, "__name__", None) or repr(obj)
-        qualname = getattr(obj, "__qualname__", name)
-        if qualname != name:
-            name = f"{name} ({qualname})"
-        return f"{name}: functions and methods cannot be stored (code is never stored)"
+_REFERENCE_HINT = ("reference a module-level function or class instead (def at module level; "
+                   "it loads once its name is allowed as a kind='reference' rule), or store "
+                   "the data and re-create the function in code on load")
+
+
+def _reference_name(obj: Any) -> tuple[str, str] | str:
+    """``(module, qualname)`` whose lookup gives back ``obj``, or why there is none."""
+    owner = getattr(obj, "__self__", None)
+    if (owner is not None and not isinstance(owner, (type, types.ModuleType))
+            and isinstance(obj, _FUNCTION_TYPES)):
+        return (f"bound method {getattr(obj, '__qualname__', obj)!r} of a "
+                f"{type(owner).__qualname__} instance cannot be stored")
+    qualname = getattr(obj, "__qualname__", None)
+    home = getattr(obj, "__objclass__", owner)  # str.upper, dict.fromkeys: their class
+    module = getattr(obj, "__module__", None) or getattr(home, "__module__", None)
+    if type(qualname) is not str or type(module) is not str:
+        return f"{obj!r} has no module-level name, so it cannot be referenced"
+    if "<" in qualname:  # <lambda>, <locals>
+        what = "lambda" if "<lambda>" in qualname else "local function or class"
+        return (f"{what} {module}.{qualname}: functions and classes are stored only as "
+                "references to module-level names")
+    name = getattr(obj, "__name__", qualname)
+    for candidate in dict.fromkeys((name, qualname)):  # torch.tanh before its class path
+        found: Any = sys.modules.get(module)
+        for attr in candidate.split("."):
+            found = getattr(found, attr, None)
+        if found is obj or (owner is not None and isinstance(owner, type) and found == obj):
+            return module, candidate
+    return (f"{module}.{qualname} does not resolve back to this object by name, so it "
+            "cannot be referenced")
+
+
+#: Library types pickle rebuilds by calling a function, and what to store instead.
+_ALTERNATIVES = {
+    "functools.partial": "store the function and its arguments separately",
+    "torch._C.Generator": "store generator.get_state() (a uint8 tensor); set_state() on load",
+    "numpy.random._generator.Generator": "store rng.bit_generator.state (a plain dict)",
+    "numpy.random.mtrand.RandomState": "store rs.get_state(legacy=False) (a plain dict)",
+    "numpy.ma.core.MaskedArray": "store .data and .mask as two arrays",
+    "re.Pattern": "store pattern.pattern and pattern.flags",
+}
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib",
+                                                               "purelib", "platlib")})
+
+
+def _reduce_hint(cls: type) -> str:
+    """What to do about an instance of ``cls`` that reduces to some other callable."""
+    name = type_name(cls)
+    if name in _ALTERNATIVES:
+        return _ALTERNATIVES[name]
+    for base in cls.__mro__[1:]:
+        codec = codec_for_type(base)
+        if codec is not None:
+            return (f"safeart stores exact {type_name(base)} values (codec {codec.name}), "
+                    f"not subclasses: convert it to {base.__qualname__}")
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    if cls.__module__ != "__main__" and (file is None or file.startswith(_LIBRARY_DIRS)):
+        return (f"safeart has no codec for {name}: store its data (arrays, plain values, "
+                "state_dict()) and rebuild it in code on load")
+    return "drop the custom __reduce__, or store the object's data instead"
+
+
+def _refusal(obj: Any) -> tuple[str, str] | None:
+    """Why ``obj`` can never be stored and what to do instead, for the common cases."""
     if isinstance(obj, types.ModuleType):
-        return f"module {obj.__name__}: modules cannot be stored"
+        return (f"module {obj.__name__}: modules cannot be stored",
+                "store data only; import the module in code on load")
+    if isinstance(obj, functools.partial):
+        return ("functools.partial objects cannot be stored", _ALTERNATIVES["functools.partial"])
     return None

@@ -1,10 +1,12 @@
-"""Version 1 reader, phase 2: build the objects of an audited manifest.
+"""Reader, phase 2: build the objects of an audited manifest (any format version).
 
-Runs only after :func:`safeart.format.v1.audit.audit` found no problem, so node shapes,
+Runs only after :func:`safeart.format.manifest.audit.audit` found no problem, so node shapes,
 field types, tensor references, ids and depth are already known to be valid. Classes are
 resolved through :meth:`Policy.resolve_class` (the only imports), instances rebuilt like
 pickle's default protocol: ``cls.__new__(cls, *args)``, then ``__setstate__(state)`` or a
-``__dict__``/slots update. Tensors are copied once out of the blob, straight into the tree
+``__dict__``/slots update. ``val`` nodes are rebuilt by safeart's own codec of that name
+from their built state; ``fn`` nodes are looked up with :meth:`Policy.resolve_reference` and
+never called. Tensors are copied once out of the blob, straight into the tree
 (or share the blob's memory when the caller owns it: ``load_file``).
 """
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from ...errors import FormatError, LimitExceeded, SafeartError
 from ...policy import Policy
+from ..codecs import codec_named, type_name
 from ..container import ST_BY_NUMPY, Header, array_view, to_torch
 from .schema import EMPTY, KEY, STATE, format_path
 
@@ -28,7 +31,7 @@ __all__ = ["build"]
 
 def build(manifest: dict, header: Header, buf: memoryview, policy: Policy,
           device: Any = None, name: str = "", *, owned: bool = False) -> Any:
-    """Build the root object of an audited version 1 manifest. ``owned``: ``buf`` is a
+    """Build the root object of an audited manifest. ``owned``: ``buf`` is a
     writable buffer nobody else uses, so tensors and arrays may share its memory."""
     builder = _Builder(header, buf, policy, device, name, owned)
     try:
@@ -80,6 +83,7 @@ class _Builder:
             "odict": self._dict, "tensor": self._tensor, "param": self._tensor,
             "ndarray": self._ndarray, "npscalar": self._npscalar, "dtype": self._dtype,
             "device": self._device, "size": self._size, "obj": self._obj, "enum": self._enum,
+            "val": self._val, "fn": self._fn,
         }
 
     def build(self, node: Any, path: tuple) -> Any:
@@ -266,3 +270,26 @@ class _Builder:
         except Exception as exc:
             raise self.fail(f"{cls.__qualname__} has no member with that value", path, exc) from None
         return self.remember(node, member)
+
+    def _val(self, node: dict, path: tuple) -> Any:
+        module, qualname = node["c"]
+        text_path = format_path(path, self.name)
+        self.policy.check_codec(module, qualname, path=text_path)
+        codec = codec_named(f"{module}.{qualname}")
+        state = self.build(node["v"], (path, STATE))
+        try:
+            value = codec.decode(state, node["cv"])
+        except SafeartError as exc:
+            if exc.path is None:
+                exc.path = text_path
+            raise
+        except (TypeError, ValueError, LookupError, ArithmeticError) as exc:
+            raise self.fail(f"invalid state for a {codec.name}", path, exc) from None
+        if type_name(type(value)) not in codec.types:
+            raise self.fail(f"codec {codec.name} built a {type_name(type(value))}", path)
+        return self.remember(node, value)
+
+    def _fn(self, node: dict, path: tuple) -> Any:
+        module, qualname = node["c"]
+        obj = self.policy.resolve_reference(module, qualname, path=format_path(path, self.name))
+        return self.remember(node, obj)

@@ -1,4 +1,7 @@
-"""Version 1 reader, phase 1: audit a manifest without importing or building anything.
+"""Reader, phase 1: audit a manifest without importing or building anything.
+
+One auditor serves every format version: the version a manifest declares picks its set of
+node kinds (``schema.KINDS``), so a version-1 blob naming a version-2 kind is refused.
 
 The walk is iterative (no recursion, so no recursion bomb) and visits nodes in exactly
 the order the builder will, which is what makes the reference rule checkable: a ``ref``
@@ -12,11 +15,12 @@ from typing import Any, Callable
 
 from ...errors import FormatError, LimitExceeded, PolicyError
 from ...policy import Policy
+from ..codecs import codec_named
 from ..container import ST_BY_NUMPY, Header, TensorEntry
 from ..report import AuditReport, ClassRef
 from .schema import (
-    AFTER_CHILDREN, BASE64, CLASS_NAME, DEVICE, EMPTY, FIELDS, FLOAT_BITS, HEX, KEY, REQUIRED,
-    STATE, TORCH_DTYPE, VERSION, dt_itemsize, format_path,
+    AFTER_CHILDREN, BASE64, CLASS_NAME, DEVICE, EMPTY, FIELDS, FLOAT_BITS, HEX, KEY, KINDS,
+    REQUIRED, STATE, TORCH_DTYPE, dt_itemsize, format_path,
 )
 
 __all__ = ["audit"]
@@ -26,18 +30,20 @@ Children = list[tuple[Any, Any]]
 
 
 def audit(manifest: Any, header: Header, policy: Policy, name: str = "") -> AuditReport:
-    """Validate a version 1 manifest against its header and the policy."""
-    auditor = _Auditor(header, policy, name)
+    """Validate a manifest (of a version in ``schema.KINDS``) against its header and the
+    policy."""
+    version = manifest.get("version") if type(manifest) is dict else None
+    auditor = _Auditor(header, policy, name, KINDS.get(version, frozenset()))
     try:
         auditor.run(manifest)
     except FormatError as exc:  # structural: the rest cannot be interpreted reliably
         auditor.problems.append(exc)
-    return AuditReport(VERSION, tuple(auditor.classes), len(header.tensors), auditor.nodes,
+    return AuditReport(version, tuple(auditor.classes), len(header.tensors), auditor.nodes,
                        tuple(auditor.problems))
 
 
 class _Auditor:
-    def __init__(self, header: Header, policy: Policy, name: str) -> None:
+    def __init__(self, header: Header, policy: Policy, name: str, kinds: frozenset[str]) -> None:
         self.tensors = header.tensors
         self.policy = policy
         self.limits = policy.limits
@@ -51,7 +57,7 @@ class _Auditor:
         self.nodes = 0
         self.stack: list[tuple[Any, Any, int]] = []
         self.kinds: dict[str, Callable[[dict, tuple, Any], Children]] = {
-            kind: getattr(self, "_k_" + kind) for kind in FIELDS
+            kind: getattr(self, "_k_" + kind) for kind in FIELDS if kind in kinds
         }
 
     def fail(self, message: str, path: tuple) -> FormatError:
@@ -112,7 +118,7 @@ class _Auditor:
 
     def _node(self, node: dict, path: tuple) -> Children:
         kind = node.get("k")
-        fields = FIELDS.get(kind) if type(kind) is str else None
+        fields = FIELDS.get(kind) if type(kind) is str and kind in self.kinds else None
         if fields is None:
             raise self.fail(f"unknown node kind {kind!r}", path)
         if not fields.issuperset(node):
@@ -171,21 +177,29 @@ class _Auditor:
         if entry.dtype != "U8" or len(entry.shape) != 1:
             raise self.fail("a str/bytes/int payload must be a 1-D U8 tensor", path)
 
-    def _class(self, node: dict, path: tuple) -> None:
+    def _name(self, node: dict, path: tuple) -> list[str]:
         c = node["c"]
         max_str = self.limits.max_name_length
         if not (type(c) is list and len(c) == 2 and all(
                 type(p) is str and len(p) <= max_str and CLASS_NAME.match(p) for p in c)):
             raise self.fail("'c' must be [module, qualname], both dotted identifiers", path)
+        return c
+
+    def _class(self, node: dict, path: tuple, kind: str = "class") -> ClassRef:
+        """Check ``c`` and record it; a refused name is a problem (once per name)."""
+        c = self._name(node, path)
         text_path = format_path(path, self.name)
-        ref = ClassRef(c[0], c[1], text_path)
+        ref = ClassRef(c[0], c[1], text_path, kind)
         self.classes.append(ref)
+        check = {"class": self.policy.check_class, "codec": self.policy.check_codec,
+                 "reference": self.policy.check_reference}[kind]
         try:
-            self.policy.check_class(c[0], c[1], path=text_path)
+            check(c[0], c[1], path=text_path)
         except PolicyError as exc:
             if ref.name not in self.refused:
                 self.refused.add(ref.name)
                 self.problems.append(exc)
+        return ref
 
     def _pending(self, ident: Any, children: Children) -> Children:
         if ident is not None and children:
@@ -301,3 +315,19 @@ class _Auditor:
         self._class(node, path)
         return self._pending(ident, [(node["v"], (path, ".value"))])
 
+    def _k_val(self, node: dict, path: tuple, ident: Any) -> Children:
+        name = ".".join(self._name(node, path))
+        codec = codec_named(name)
+        if codec is None:  # malformed, whatever the policy says
+            raise self.fail(f"no safeart codec is named {name!r} (a newer safeart, or "
+                            "one whose library codecs are missing, wrote it)", path)
+        cv = node["cv"]
+        if type(cv) is not int or not 1 <= cv <= codec.version:
+            raise self.fail(f"codec {codec.name} reads versions 1 to {codec.version}, not "
+                            f"{cv!r}", path)
+        self._class(node, path, "codec")
+        return self._pending(ident, [(node["v"], (path, STATE))])
+
+    def _k_fn(self, node: dict, path: tuple, ident: Any) -> Children:
+        self._class(node, path, "reference")
+        return []
