@@ -259,6 +259,25 @@ class Policy:
         wanted = target if isinstance(target, str) else recorded
         return _import_exact(wanted, recorded, path)
 
+    def check_codec(self, module: str, qualname: str, *, path: str = "") -> None:
+        """Audit the type a safeart value codec rebuilds (manifest kind ``val``).
+
+        The codec is safeart's own code; the entry says the user accepts values of that
+        type: a ``class`` or ``callable`` entry of the codec's name admits it.
+
+        Raises:
+            PolicyError: neither entry exists, with a hint saying how to allow it.
+        """
+        full = f"{module}.{qualname}"
+        if self.rule_for(full, "class") or self.rule_for(full, "callable"):
+            return
+        raise PolicyError(
+            f"values of {full} (a safeart codec) are not on the allowlist",
+            name=full,
+            path=path or None,
+            hint=self.how_to_allow(full),
+        )
+
     def check_reference(self, module: str, qualname: str, *, path: str = "") -> None:
         """Audit a recorded reference (a function, factory or constant kept by name)
         without importing anything.
@@ -298,6 +317,11 @@ class Policy:
         own_name = getattr(obj, "__qualname__", None)
         danger = (_dangerous.reason_for(own_module, own_name)
                   if isinstance(own_module, str) and isinstance(own_name, str) else None)
+        own = f"{own_module}.{own_name}"
+        if (danger is not None and own_module == "builtins" and self.rule_for(own) is not None
+                and own not in _dangerous.DANGEROUS_NAMES):
+            danger = None  # the denylist grades all of builtins but names its dangerous members
+            # exactly: builtins.list allowed by its own name is what the entry meant
         if isinstance(obj, types.ModuleType) or danger is not None:
             raise PolicyError(
                 f"{wanted} resolves to "
