@@ -1,12 +1,19 @@
 """Metaflow glue: pickle-free artifacts, run scanning and production loading.
 
-Importing this package (or any module in it) in a flow file turns safeart on for that
-flow: every public artifact (``self.model = Net()``) is stored as a safeart blob instead of
-a pickle. Metaflow runs each task in a fresh process that re-imports the flow file, so the
-import at the top of the file covers every task::
+Importing this package in a flow file turns safeart on for that flow: every public
+artifact (``self.model = Net()``) is stored as a safeart blob instead of a pickle.
+Metaflow runs each task in a fresh process that re-imports the flow file, so the import
+at the top of the file covers every task::
 
     import safeart.metaflow            # store artifacts with safeart
     safeart.metaflow.strict()          # optional: never fall back to pickle
+
+Only this import opts in (and :func:`strict`): importing one of its modules
+(``safeart.metaflow.loader`` ...), directly or through ``safeart.load``, ``safeart.export``
+or ``safeart scan``, does not, so a step may load another run's artifacts with
+``safeart.load`` without changing how its own flow stores artifacts. Import
+``safeart.metaflow`` before any of its modules: once one of them loaded the package, a
+later ``import safeart.metaflow`` is a no-op for Python (call ``strict()`` then).
 
 Reading needs no import: safeart's Metaflow extension decodes safeart artifacts in every
 Metaflow process (client, notebook, ``python flow.py dump``) under the default policy or
@@ -42,10 +49,13 @@ def strict(enabled: bool = True) -> None:
     """Forbid pickle fallback for public artifacts of this flow (call at flow-file top).
 
     With strict mode on, a step whose artifact safeart cannot store fails at save time
-    naming the artifact, its type, the object path and the reason. ``SAFEART_STRICT=1``
+    naming the artifact, its type, the object path and the reason. ``strict()`` also opts
+    the process in, like ``import safeart.metaflow``. ``SAFEART_STRICT=1``
     in the environment does the same for every flow that imports ``safeart.metaflow``.
     """
     modes.set_strict(enabled)
+    if enabled:
+        modes.opt_in()
     _adapter().ensure_registered()
 
 
@@ -92,6 +102,26 @@ def _adapter() -> ModuleType:
     return safeart_serializer
 
 
+def _imported_for_itself() -> bool:
+    """True when this package is what is being imported (``import safeart.metaflow``,
+    ``from safeart.metaflow import strict``); False when Python runs it only as the parent
+    package of a submodule being imported (``import safeart.metaflow.loader``,
+    ``importlib.import_module("safeart.metaflow.runscan")``).
+
+    Python imports ``a.b.c`` by importing ``a.b`` inside ``_find_and_load("a.b.c")``; that
+    frame is on this thread's stack while the package body runs.
+    """
+    prefix = __name__ + "."
+    frame = sys._getframe(1)
+    while frame is not None:
+        if (frame.f_code.co_name == "_find_and_load"
+                and frame.f_globals.get("__name__") == "importlib._bootstrap"
+                and str(frame.f_locals.get("name", "")).startswith(prefix)):
+            return False
+        frame = frame.f_back
+    return True
+
+
 def _validate_environment() -> None:
     """Fail the flow at import on a malformed ``$SAFEART_STRICT`` instead of at save time,
     and register the serializer now if Metaflow is already loaded (the flow imported it
@@ -100,4 +130,6 @@ def _validate_environment() -> None:
         _adapter().ensure_registered()
 
 
+if _imported_for_itself():
+    modes.opt_in()
 _validate_environment()

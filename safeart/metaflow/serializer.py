@@ -14,7 +14,10 @@ Metaflow: ``_``-prefixed names (``_foreach_stack``, ``_graph_info``, ``_transiti
 ``@catch``).
 
 An artifact safeart cannot store: with strict mode off, Metaflow pickles it and a
-:class:`PickleFallbackWarning` names it once per process; with strict mode on
+:class:`PickleFallbackWarning` names it -- artifact, type, reason and a hint that fits the
+case -- once, in the task that stores it. Later steps that only read it re-save it (Metaflow
+re-saves every artifact a step read), but that is the inherited artifact, not a new one: no
+warning there (see ``inherited`` in the datastore hooks). With strict mode on
 (``safeart.metaflow.strict()`` or ``SAFEART_STRICT=1``) the save fails with an
 :class:`~safeart.errors.EncodeError` naming the artifact, its type, the object path and the
 reason.
@@ -27,6 +30,9 @@ Nothing here raises from ``can_serialize``: Metaflow would log the exception as 
 
 from __future__ import annotations
 
+import os
+import sys
+import sysconfig
 import threading
 import warnings
 from typing import Any, Union
@@ -35,6 +41,7 @@ from metaflow_extensions.safeart.plugins.safeart_serializer import (
     SUPPORTED_METAFLOW,
     ArtifactRef,
     hooks_installed,
+    inherited,
     policy_for,
 )
 
@@ -88,7 +95,8 @@ def claims(obj: Any, ref: ArtifactRef) -> bool:
     if isinstance(outcome, bytes) or is_strict():
         _local.pending = (obj, outcome)
         return True
-    if ref.name is not None:  # unnamed: unsupported Metaflow, already warned at start-up
+    # Unnamed: unsupported Metaflow, already warned at start-up. Inherited: warned where stored.
+    if ref.name is not None and not inherited(obj, ref):
         _warn_fallback(obj, ref, outcome)
     return False
 
@@ -145,14 +153,51 @@ def _reason(err: SafeartError) -> str:
     return f"{err.message}{where}"
 
 
+#: What safeart stores, for hints about values it cannot store.
+_SUPPORTED = (
+    "plain containers, numbers, strings, numpy arrays, tensors, torch modules and "
+    "optimizers, and the library and stdlib types safeart has codecs for"
+)
+
+
+def _hint(obj: Any, ref: ArtifactRef, err: SafeartError) -> str:
+    """What the user can do, for this artifact and this reason."""
+    if isinstance(err, PolicyError) and not err.name.startswith("__main__."):
+        return (
+            f"if you trust {err.name}, allow it where the flow loads it: "
+            f"safeart.metaflow.set_policy(safeart.Policy(allow=['{err.name}'])) in the flow "
+            "file, or add it to allow = [...] in the $SAFEART_POLICY file / [tool.safeart] "
+            "(readers of the artifact need the same rule)"
+        )
+    at_root = err.path is not None and err.path == ref.name
+    if isinstance(err, EncodeError) and at_root and _from_library(type(obj)):
+        return (
+            f"{_type_name(obj)} comes from a library and safeart has no codec for it: store "
+            f"what it holds instead ({_SUPPORTED}) and rebuild it in code where it is used"
+        )
+    return err.hint or f"store {_SUPPORTED}, or allowlisted classes"
+
+
+def _from_library(cls: type) -> bool:
+    """True for classes of the standard library and installed packages (code the flow's
+    author cannot give another ``__reduce__``)."""
+    module = sys.modules.get(cls.__module__)
+    if module is None or cls.__module__ == "__main__":
+        return False
+    file = getattr(module, "__file__", None)
+    if file is None:  # built into the interpreter
+        return True
+    roots = {sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    path = os.path.realpath(file)
+    return any(root and path.startswith(os.path.realpath(root) + os.sep) for root in roots)
+
+
 def _refusal(obj: Any, ref: ArtifactRef, err: SafeartError) -> EncodeError:
     refusal = EncodeError(
         f"strict mode: artifact {ref.name!r} of type {_type_name(obj)} cannot be stored "
         f"without pickle: {_reason(err)}",
         artifact=str(ref),
-        hint=err.hint
-        or "store plain containers, numbers, strings, numpy arrays, tensors or allowlisted "
-        "classes, or leave strict mode so that Metaflow pickles this artifact",
+        hint=_hint(obj, ref, err) + ", or leave strict mode so that Metaflow pickles it",
     )
     refusal.__cause__ = err
     return refusal
@@ -168,8 +213,8 @@ def _warn_fallback(obj: Any, ref: ArtifactRef, err: SafeartError) -> None:
         warnings.simplefilter("always", PickleFallbackWarning)
         warnings.warn_explicit(
             f"{ref} ({_type_name(obj)}) is stored with pickle: {_reason(err)}"
-            + (f"\n  hint: {err.hint}" if err.hint else "")
-            + "\n  (safeart.metaflow.strict() makes this an error)",
+            f"\n  hint: {_hint(obj, ref, err)}"
+            "\n  (safeart.metaflow.strict() makes this an error)",
             PickleFallbackWarning,
             filename="safeart.metaflow",
             lineno=0,

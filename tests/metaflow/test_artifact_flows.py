@@ -20,13 +20,26 @@ import safeart.metaflow
 from flow_sources import NET
 
 
+#: A class of the flow file's own code that safeart refuses (a custom ``__reduce__``).
+CELSIUS = """
+
+class Celsius:
+    def __init__(self, degrees):
+        self.degrees = degrees
+
+    def __reduce__(self):
+        return (Celsius, (self.degrees,))
+
+    def __repr__(self):
+        return f"Celsius({self.degrees})"
+"""
+
 BLOG_FLOW = """
-import datetime
-import math
+import fractions
 
 import safeart.metaflow  # store artifacts with safeart
 from metaflow import FlowSpec, Parameter, current, retry, step
-""" + NET + """
+""" + NET + CELSIUS + """
 
 class BlogFlow(FlowSpec):
     scale = Parameter("scale", default=2.0)
@@ -36,8 +49,8 @@ class BlogFlow(FlowSpec):
         torch.manual_seed(0)
         self.model = Net()
         self.inputs = torch.randn(3, 4)
-        self.when = datetime.date(2024, 1, 1)  # safeart refuses: rebuilt by a call
-        self.fn = math.sqrt  # safeart refuses: a function
+        self.ratio = fractions.Fraction(1, 3)  # safeart refuses: a library class, no codec
+        self.temp = Celsius(21.5)  # safeart refuses: the flow's class has a custom __reduce__
         self.items = [1, 2, 3]
         self.next(self.a)
 
@@ -65,7 +78,7 @@ class BlogFlow(FlowSpec):
     def end(self):
         with torch.no_grad():
             self.check = self.model(self.inputs)
-        print("outputs", self.outputs.tolist(), self.when, self.fn(16.0))
+        print("outputs", self.outputs.tolist(), self.ratio, self.temp)
 
 
 if __name__ == "__main__":
@@ -161,23 +174,27 @@ def test_foreach_join_retry_parameters_and_max_workers(blog):
 
 def test_unsupported_artifacts_fall_back_to_pickle_with_one_warning_each(blog):
     env, result = blog
-    info = _records(env, result.run_id, "start")
-    assert info["when"]["encoding"] == "pickle-v4"
-    assert info["fn"]["encoding"] == "pickle-v4"
+    for step in ("start", "end"):  # `end` re-saves what it read: still pickle
+        info = _records(env, result.run_id, step)
+        assert info["ratio"]["encoding"] == info["temp"]["encoding"] == "pickle-v4", step
     for internal in ("_foreach_stack", "_graph_info", "_transition", "name"):
         assert info[internal]["encoding"] == "pickle-v4", internal
     out = result.output
-    # One warning per artifact name in each task that stores it (start creates both;
-    # end re-stores what it read, as Metaflow re-saves accessed artifacts).
+    # One warning per artifact, in the task that stores it: `end` only reads them (Metaflow
+    # re-saves what a step read, but those are the inherited artifacts, not new ones).
     warned = re.findall(r"PickleFallbackWarning: BlogFlow/\d+/(\w+)/\d+:(\w+) \(([\w.]+)\)", out)
     assert sorted(warned) == [
-        ("end", "fn", "builtins.builtin_function_or_method"),
-        ("end", "when", "datetime.date"),
-        ("start", "fn", "builtins.builtin_function_or_method"),
-        ("start", "when", "datetime.date"),
+        ("start", "ratio", "fractions.Fraction"),
+        ("start", "temp", "__main__.Celsius"),
     ]
-    assert "date is rebuilt by calling date(...)" in out and "functions and methods cannot" in out
-    assert "outputs [[" in out and "2024-01-01 4.0" in out  # `end` read both kinds
+    assert "Fraction is rebuilt by calling Fraction(...)" in out
+    # The hint fits: a library class has no __reduce__ to drop, the flow's own class has.
+    ratio = out.split(":ratio (fractions.Fraction)", 1)[1].split("PickleFallbackWarning")[0]
+    assert "hint: fractions.Fraction comes from a library and safeart has no codec" in ratio
+    assert "__reduce__" not in ratio
+    temp = out.split(":temp (__main__.Celsius)", 1)[1].split("PickleFallbackWarning")[0]
+    assert "hint: drop the custom __reduce__" in temp
+    assert "outputs [[" in out and "1/3 Celsius(21.5)" in out  # `end` read both kinds
 
 
 def test_resume_reads_the_origin_runs_safeart_artifacts(blog):
@@ -260,7 +277,7 @@ def test_flows_without_the_import_are_stock_pickle(flow_env):
 
 
 STRICT_FLOW = """
-import datetime
+import fractions
 
 import safeart.metaflow
 from metaflow import FlowSpec, step
@@ -284,7 +301,7 @@ class StrictFlow(FlowSpec):
 
     @step
     def end(self):
-        self.report = {"ok": self.uppers, "when": [datetime.date(2024, 1, 1)]}
+        self.report = {"ok": self.uppers, "when": [fractions.Fraction(1, 3)]}
 
 
 if __name__ == "__main__":
@@ -298,7 +315,7 @@ def test_strict_mode_env_knob_fails_the_step_naming_artifact_type_and_reason(flo
     out = result.output
     assert f"StrictFlow/{result.run_id}/end/" in out and ":report: strict mode" in out
     assert "artifact 'report' of type builtins.dict cannot be stored without pickle" in out
-    assert "report['when'][0]" in out and "date is rebuilt by calling" in out
+    assert "report['when'][0]" in out and "Fraction is rebuilt by calling" in out
     assert "Step end (task-id" in out and "failed" in out
     # Everything before `end` saved fine: user artifacts safeart, Metaflow's own pickle.
     info = _records(flow_env, result.run_id, "join", "StrictFlow")

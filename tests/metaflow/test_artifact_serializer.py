@@ -3,8 +3,9 @@ strict mode, fallback warnings, load policy, layout versions, naming of failed l
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import datetime
+import fractions
 import hashlib
 import subprocess
 import sys
@@ -29,6 +30,16 @@ class Point:
 
     x: int
     y: int
+
+
+class Celsius:
+    """A class of the user's own code with a custom ``__reduce__`` (safeart refuses it)."""
+
+    def __init__(self, degrees: float) -> None:
+        self.degrees = degrees
+
+    def __reduce__(self):
+        return (Celsius, (self.degrees,))
 
 
 @pytest.fixture(autouse=True)
@@ -98,13 +109,36 @@ def test_metaflow_wrapper_types_are_left_to_metaflow():
 
 def test_fallback_warns_once_per_artifact_name():
     with pytest.warns(serializer.PickleFallbackWarning) as record:
-        assert not serializer.claims(datetime.date(2024, 1, 1), REF)
-        assert not serializer.claims(datetime.date(2024, 1, 2), REF)
-        assert not serializer.claims(len, adapter.ArtifactRef("SomeFlow/1/start/2", "fn"))
+        assert not serializer.claims(Celsius(20.0), REF)
+        assert not serializer.claims(Celsius(21.0), REF)
+        assert not serializer.claims(lambda x: x, adapter.ArtifactRef("SomeFlow/1/start/2", "fn"))
     messages = [str(w.message) for w in record]
     assert len(messages) == 2
-    assert messages[0].startswith("SomeFlow/1/start/2:thing (datetime.date) is stored with pickle")
-    assert "rebuilt by calling date" in messages[0] and "strict()" in messages[0]
+    assert messages[0].startswith(
+        f"SomeFlow/1/start/2:thing ({__name__}.Celsius) is stored with pickle"
+    )
+    assert "rebuilt by calling Celsius" in messages[0] and "strict()" in messages[0]
+    assert "hint: drop the custom __reduce__" in messages[0]  # the user's own class
+    assert messages[1].startswith("SomeFlow/1/start/2:fn (builtins.function)")
+
+
+def _fallback_hint(value: object, name: str) -> str:
+    with pytest.warns(serializer.PickleFallbackWarning) as record:
+        assert not serializer.claims(value, adapter.ArtifactRef("SomeFlow/1/start/2", name))
+    (warning,) = record
+    return str(warning.message).split("\n  hint: ", 1)[1]
+
+
+def test_fallback_hint_for_a_library_class_says_what_safeart_stores_or_which_rule_to_add():
+    # A library class rebuilt by a call: its __reduce__ is not the user's to drop.
+    hint = _fallback_hint(fractions.Fraction(1, 3), "ratio")
+    assert "__reduce__" not in hint
+    assert hint.startswith("fractions.Fraction comes from a library and safeart has no codec")
+    assert "numpy arrays, tensors" in hint
+    # A library class rebuilt from state but not on the allowlist: the rule to add, in-flow.
+    hint = _fallback_hint(argparse.Namespace(lr=0.1), "args")
+    assert "safeart.metaflow.set_policy(safeart.Policy(allow=['argparse.Namespace']))" in hint
+    assert "[tool.safeart]" in hint
 
 
 @pytest.mark.parametrize("switch", ["api", "env"])
@@ -116,7 +150,7 @@ def test_strict_mode_claims_then_refuses_naming_artifact_type_path_and_reason(
     else:
         monkeypatch.setenv("SAFEART_STRICT", "yes")
     assert safeart.metaflow.is_strict()
-    value = {"ok": 1, "when": [datetime.date(2024, 1, 1)]}
+    value = {"ok": 1, "when": [Celsius(20.0)]}
     assert serializer.claims(value, REF)
     with pytest.raises(safeart.EncodeError) as refused:
         serializer.serialize(value, REF)
@@ -125,7 +159,8 @@ def test_strict_mode_claims_then_refuses_naming_artifact_type_path_and_reason(
     assert err.message.startswith(
         "strict mode: artifact 'thing' of type builtins.dict cannot be stored without pickle"
     )
-    assert "at thing['when'][0]" in err.message and "rebuilt by calling date" in err.message
+    assert "at thing['when'][0]" in err.message and "rebuilt by calling Celsius" in err.message
+    assert err.hint.endswith("or leave strict mode so that Metaflow pickles it")
     assert isinstance(err.__cause__, safeart.EncodeError)
 
 

@@ -2,8 +2,9 @@
 
 Metaflow registers :class:`SafeartSerializer` in every process (see ``mfextinit_safeart``),
 so reading safeart artifacts never needs an import. Writing is opt-in per flow: the
-serializer claims objects only while ``safeart.metaflow`` is imported in the process (a
-flow file's ``import safeart.metaflow``), and then delegates every save-time decision to
+serializer claims objects only once the process opted in (a flow file's ``import
+safeart.metaflow``; importing a submodule such as ``safeart.metaflow.loader`` does not),
+and then delegates every save-time decision to
 :mod:`safeart.metaflow.serializer`. This module must therefore never import
 ``safeart.metaflow`` itself -- Metaflow imports it at start-up in every process.
 
@@ -56,6 +57,7 @@ __all__ = [
     "ArtifactRef",
     "SafeartSerializer",
     "hooks_installed",
+    "inherited",
     "install_hooks",
     "ensure_registered",
     "loading",
@@ -97,7 +99,7 @@ class ArtifactRef:
 class SafeartSerializer(ArtifactSerializer):
     """Stores artifacts as safeart blobs (safetensors + JSON manifest), never pickle.
 
-    Claims an object only while ``safeart.metaflow`` is imported (see the module doc);
+    Claims an object only once the process opted in (see the module doc);
     decodes every ``safeart-*`` artifact, refusing layouts newer than it knows instead of
     letting another serializer try.
     """
@@ -171,8 +173,14 @@ def _check_layout(encoding: str) -> None:
 
 
 def _encoder() -> Any:
-    """``safeart.metaflow.serializer`` when the process opted in, else None."""
-    if "safeart.metaflow" not in sys.modules:
+    """``safeart.metaflow.serializer`` when the process opted in, else None.
+
+    Opting in is the explicit flag ``import safeart.metaflow`` sets
+    (:func:`safeart.metaflow.modes.opted_in`); having the package loaded is not enough
+    (``safeart.load`` loads it to read another run's artifacts).
+    """
+    modes = sys.modules.get("safeart.metaflow.modes")
+    if modes is None or not modes.opted_in():
         return None
     from safeart.metaflow import serializer
 
@@ -296,6 +304,7 @@ def _named(ds: Any, pairs: Iterable[Tuple[str, Any]]) -> Iterator[Tuple[str, Any
 
 
 def _with_context(load: _Loading, inner: Iterator[Tuple[str, Any]]) -> Iterator[Tuple[str, Any]]:
+    record = _records_inherited(load)
     while True:
         previous = getattr(_LOCAL, "loading", None)
         _LOCAL.loading = load
@@ -305,7 +314,41 @@ def _with_context(load: _Loading, inner: Iterator[Tuple[str, Any]]) -> Iterator[
             return
         finally:
             _LOCAL.loading = previous
+        if record:
+            _note_inherited(load, *item)
         yield item
+
+
+# -- inherited artifacts -------------------------------------------------------------------
+# Metaflow re-saves every artifact a step *read* (``FlowSpec.__getattr__`` caches it on the
+# flow object and ``TaskDataStore.persist`` saves everything in ``dir(flow)``), so each
+# later step that only reads an artifact dispatches it to ``can_serialize`` again. For a
+# pickled one that re-ran the fallback decision and warned again in every reading step.
+# The load hook remembers the objects a task loaded from its own run under a pickle
+# encoding; a save of that very object under the same name is the inherited artifact, not a
+# new one (it is stored as where it was first stored, and was warned about there).
+_inherited: dict[int, Tuple[Any, str]] = {}  # id -> (obj, name), kept until the next save
+
+
+def _records_inherited(load: _Loading) -> bool:
+    """True when ``load`` reads the run of the task this process is running."""
+    from metaflow.metaflow_current import current
+
+    return bool(current.is_running_flow) and load.task.startswith(
+        f"{current.flow_name}/{current.run_id}/"
+    )
+
+
+def _note_inherited(load: _Loading, name: str, obj: Any) -> None:
+    if not _is_safeart(str(load.ds._info.get(name, {}).get("encoding", _LEGACY))):
+        _inherited[id(obj)] = (obj, name)
+
+
+def inherited(obj: Any, ref: ArtifactRef) -> bool:
+    """True when ``obj`` is the pickled artifact ``ref.name`` this task loaded from its own
+    run (an inherited artifact being re-saved, not a new value)."""
+    entry = _inherited.get(id(obj))
+    return entry is not None and entry[0] is obj and entry[1] == ref.name
 
 
 def _verified() -> bool:
@@ -364,6 +407,7 @@ def install_hooks() -> bool:
             return save(self, _named(self, artifacts_iter), len_hint=len_hint)
         finally:  # also when Metaflow's save fails (e.g. a strict-mode refusal)
             _LOCAL.saving = previous
+            _inherited.clear()
 
     @functools.wraps(load)
     def load_artifacts(self: Any, names: Iterable[str]) -> Iterator[Tuple[str, Any]]:
