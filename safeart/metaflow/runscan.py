@@ -9,8 +9,9 @@
 
 Each artifact is analysed according to the encoding Metaflow recorded for it: pickle
 encodings go to the pickle scanner, ``safeart-v1`` blobs are validated with
-:func:`safeart.format.audit` (safetensors header, manifest, classes against the policy)
-without being rebuilt, and any other encoding is an ``unknown`` finding. Blobs are read
+:func:`safeart.scan.safetensors.audit_findings` -- the loader's own checks (safetensors
+header, manifest, classes against the policy), also used for safetensors files -- without
+being rebuilt, and any other encoding is an ``unknown`` finding. Blobs are read
 raw through Metaflow's datastore layer (:mod:`safeart.metaflow.blobs`), each distinct blob
 fetched and analysed once however many tasks share it, and checked against its content
 address (a blob changed in the datastore no longer hashes to its sha).
@@ -35,12 +36,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Literal
 
-from ..errors import ConfigError, LimitExceeded, PolicyError, SafeartError
-from ..format import audit
+from ..errors import ConfigError
 from ..policy import Grade, Policy, policy_from_env
-from ..policy.dangerous import reason_for
 from ..scan import Finding, ScanReport, ScanResult, scan_bytes
 from ..scan.api import Progress
+from ..scan.safetensors import audit_findings
 from .blobs import FetchedBlob, RunDatastore, StoredArtifact, StoreRef
 from .pathspec import check_artifact_names, is_pathspec, parse_pathspec, resolve_tasks
 
@@ -212,9 +212,7 @@ class _BlobScanner:
         )
 
     def _audit_safeart(self, data: bytes, sha: str) -> _Outcome:
-        report = audit(data, policy=self._policy, name=sha)
-        findings = [_audit_finding(problem, sha) for problem in report.problems]
-        complete = all(isinstance(p, PolicyError) for p in report.problems)
+        findings, complete = audit_findings(data, self._policy, sha)
         return _Outcome(findings, complete=complete, formats=("safetensors", SAFEART_ENCODING))
 
     def result_for(self, art: StoredArtifact) -> ScanResult:
@@ -248,19 +246,6 @@ def _relocated(finding: Finding, sha: str, pathspec: str) -> Finding:
     if finding.location.startswith(sha):
         return replace(finding, location=pathspec + finding.location[len(sha):])
     return finding
-
-
-def _audit_finding(problem: SafeartError, sha: str) -> Finding:
-    """A safeart audit problem as a scan finding (a refused class is graded like an import)."""
-    where = sha + (f" > {problem.path}" if problem.path else "")
-    if isinstance(problem, PolicyError):
-        module, _, name = problem.name.rpartition(".")
-        danger = reason_for(module, name) if module else None
-        grade = Grade.DANGEROUS if danger else Grade.UNKNOWN
-        reason = danger or f"not on the allowlist; {problem.hint or ''}".rstrip("; ")
-        return Finding(grade, "class", problem.name, reason, location=where)
-    kind = "limit" if isinstance(problem, LimitExceeded) else "malformed"
-    return Finding(Grade.UNKNOWN, kind, type(problem).__name__, problem.message, location=where)
 
 
 def tampered_finding(sha: str) -> Finding:

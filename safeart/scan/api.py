@@ -12,6 +12,7 @@ from ..policy import Grade, Policy, policy_from_env
 from .containers import scan_blob
 from .context import ScanContext
 from .report import ScanReport, ScanResult
+from .safetensors import SUFFIX, scan_safetensors
 from .walker import Buffer
 
 __all__ = ["scan_bytes", "scan_path", "scan_file", "collect_files", "Progress"]
@@ -31,6 +32,9 @@ def _scan(buf: Buffer, size: int, target: str, policy: Policy) -> ScanResult:
     else:
         try:
             scan_blob(ctx, buf, 0, size, target)
+            if target.endswith(SUFFIX) and "safetensors" not in result.formats:
+                # Named safetensors, yet not even its header parses: the loader refuses it.
+                scan_safetensors(ctx, buf, 0, size, target)
         except Exception as exc:  # noqa: BLE001 - a scanner crash is a finding, never a pass
             ctx.add(Grade.UNKNOWN, "error", type(exc).__name__,
                     f"the scanner failed ({exc}); the object was not fully analysed",
@@ -53,7 +57,11 @@ def scan_bytes(data: bytes, *, policy: Policy | None = None, name: str = "<bytes
 
 
 def scan_file(path: PathArg, *, policy: Policy | None = None) -> ScanResult:
-    """Scan one file, memory-mapped so large files are not read into memory at once."""
+    """Scan one file, memory-mapped so large files are not read into memory at once.
+
+    Content decides what is scanned, whatever the name, except that a file named
+    ``*.safetensors`` whose content the loader cannot read as safetensors is never clean.
+    """
     policy = policy or policy_from_env()
     target = os.fspath(path)
     try:

@@ -166,3 +166,96 @@ def test_a_scanner_crash_is_never_a_pass(files, monkeypatch, capsys):
     assert "UNKNOWN (incomplete)" in out and "simulated scanner bug" in out
     result = safeart.scan_bytes(b"\x80\x04N.")
     assert not result.complete and result.findings[0].kind == "error"
+
+
+# -- safetensors files: the scan passes exactly what the loader loads ------------------------
+def _reframed(blob: bytes, old: str, new: str) -> bytes:
+    """``blob`` with ``old`` replaced by ``new`` in its manifest (header re-framed)."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + size])
+    manifest = header["__metadata__"]["safeart"]
+    assert old in manifest
+    header["__metadata__"]["safeart"] = manifest.replace(old, new)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + blob[8 + size:]
+
+
+@pytest.fixture
+def safetensors_files(tmp_path):
+    """name -> (path, what the loader does with it: 'loads' or 'refuses')."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    import safeart
+
+    torch.manual_seed(0)
+    blob = safeart.dumps({"w": torch.randn(4, 3), "head": torch.nn.Linear(3, 2)})
+    linear = '["torch.nn.modules.linear","Linear"]'
+    contents = {
+        "model": blob,
+        "unlisted": _reframed(blob, linear, '["mypkg.layers","Linear"]'),
+        "dangerous": _reframed(blob, linear, '["subprocess","Popen"]'),
+        "truncated": blob[:-7],
+        "truncated_header": blob[:40],
+        "random": bytes(range(256)) * 3,
+        "empty": b"",
+    }
+    files = {}
+    for name, data in contents.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(data)
+        files[name] = path
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.randn(4, 3), "b": torch.zeros(2, dtype=torch.int64)}, plain)
+    files["plain"] = plain
+    return files
+
+
+def _loader_accepts(path) -> bool:
+    """``safeart.load_file`` for safeart files, ``safetensors`` itself for plain ones."""
+    import safetensors.torch
+
+    import safeart
+
+    try:
+        if safeart.is_safeart(path.read_bytes()):
+            safeart.load_file(path)
+        else:
+            safetensors.torch.load_file(path)
+    except Exception:  # noqa: BLE001 - any refusal counts
+        return False
+    return True
+
+
+def test_safetensors_file_scan_passes_exactly_what_the_loader_loads(safetensors_files, capsys):
+    accepted = {name for name, path in safetensors_files.items() if _loader_accepts(path)}
+    assert accepted == {"model", "plain"}
+    for name, path in safetensors_files.items():
+        code = run(str(path))
+        assert code == (0 if name in accepted else 1), (name, capsys.readouterr().out)
+
+
+def test_safetensors_findings_name_the_class_or_the_header_problem(safetensors_files, capsys):
+    run("--format", "json", *map(str, safetensors_files.values()))
+    results = {r["target"].rsplit("/", 1)[1]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    unlisted = results["unlisted.safetensors"]
+    assert unlisted["verdict"] == "unknown" and unlisted["complete"] is True
+    (cls,) = unlisted["findings"]
+    assert cls["kind"] == "class" and cls["name"] == "mypkg.layers.Linear"
+    assert "allow=['mypkg.layers.Linear']" in cls["reason"]
+    assert cls["location"].endswith("unlisted.safetensors > ['head']")
+    assert results["dangerous.safetensors"]["verdict"] == "dangerous"
+    assert results["dangerous.safetensors"]["findings"][0]["name"] == "subprocess.Popen"
+    truncated = results["truncated.safetensors"]
+    assert truncated["complete"] is False
+    assert "truncated" in truncated["findings"][0]["reason"]
+    for name in ("truncated_header", "random", "empty"):  # named so, content is not
+        result = results[f"{name}.safetensors"]
+        assert result["verdict"] == "unknown" and result["complete"] is False, name
+    assert results["plain.safetensors"]["findings"] == []
+
+
+def test_only_the_safetensors_name_makes_unrecognised_bytes_a_finding(tmp_path):
+    (tmp_path / "random.bin").write_bytes(bytes(range(256)) * 3)
+    assert run(str(tmp_path / "random.bin")) == 0
