@@ -3,14 +3,19 @@
 It only *grades* scan findings (dangerous vs unknown). It never admits anything: what is
 neither allowed nor listed here is "unknown" and is refused by default all the same.
 
-Matching is deliberately broad: a name is dangerous when its module, any dotted prefix of
-its module, or any component of an attribute traversal (``pathlib`` + ``os.system``) is a
-listed module, or when ``module.name`` is a listed exact name.
+A name is *dangerous* only if it can execute code, touch files, processes or the network, or
+resolve arbitrary names. Matching is deliberately broad: a name is dangerous when its module,
+any dotted prefix of it, or any component of the name (``pathlib`` + ``os.system``,
+``pathlib.os``) is a listed module; when ``module.name`` or a prefix of it is a listed exact
+name; or when it traverses attributes below a module of :data:`TRAVERSAL_DENIED`
+(``pathlib.Path.write_text``). Inert value types of mixed modules (``builtins.int``,
+``uuid.UUID``, ``http.HTTPStatus``) are therefore not dangerous: unlisted, they grade
+"unknown".
 """
 
 from __future__ import annotations
 
-__all__ = ["DANGEROUS_MODULES", "DANGEROUS_NAMES", "reason_for"]
+__all__ = ["DANGEROUS_MODULES", "DANGEROUS_NAMES", "TRAVERSAL_DENIED", "reason_for"]
 
 #: Modules any of whose attributes can run code, touch files, processes or the network.
 DANGEROUS_MODULES: dict[str, str] = {
@@ -35,8 +40,10 @@ DANGEROUS_MODULES: dict[str, str] = {
     "socket": "network access",
     "_socket": "network access",
     "ssl": "network access",
-    "http": "network access",
     "urllib": "network access",
+    "http.client": "network access",
+    "http.server": "network servers; SimpleHTTPRequestHandler serves files",
+    "http.cookiejar": "FileCookieJar loads and saves cookie files",
     "urllib3": "network access",
     "requests": "network access",
     "httpx": "network access",
@@ -53,9 +60,6 @@ DANGEROUS_MODULES: dict[str, str] = {
     "shutil": "copies, moves and deletes files",
     "tempfile": "creates files",
     "glob": "lists the file system",
-    "pathlib": "file system access; attribute traversal reaches os",
-    "io": "opens files (io.open, FileIO)",
-    "_io": "opens files",
     "codecs": "codecs.open writes files",
     "fileinput": "opens files",
     "zipfile": "reads and writes archives on disk",
@@ -72,13 +76,11 @@ DANGEROUS_MODULES: dict[str, str] = {
     "doctest": "runs source from docstrings",
     "webbrowser": "launches programs",
     "sys": "interpreter internals (sys.modules, settrace, exit)",
-    "builtins": "builtins expose eval/exec/open/getattr/__import__",
     "__builtin__": "Python 2 builtins: eval/exec/open",
     "gc": "reaches every live object",
     "inspect": "reaches frames and globals",
     "operator": "attrgetter/methodcaller call arbitrary methods",
     "functools": "partial/reduce compose arbitrary calls",
-    "types": "FunctionType/CodeType build functions from code",
     "ast": "parses and compiles source",
     "platform": "runs helper commands",
     "logging": "logging.config can import and call arbitrary objects",
@@ -86,7 +88,6 @@ DANGEROUS_MODULES: dict[str, str] = {
     "setuptools": "runs build commands",
     "pip": "installs and runs packages",
     "venv": "creates environments, runs processes",
-    "uuid": "historically spawned helper processes",
     "joblib": "joblib.load unpickles",
     "numpy.load": "numpy.load with allow_pickle unpickles",
     "numpy.lib.npyio": "numpy loaders can unpickle",
@@ -161,7 +162,10 @@ DANGEROUS_MODULES: dict[str, str] = {
     "botocore": "cloud credentials and network access",
 }
 
-#: Exact names, for modules otherwise not listed or worth a more precise reason.
+#: Exact names, for modules otherwise not listed or worth a more precise reason. The modules
+#: of inert value types that real pickles name (``builtins.int``, ``uuid.UUID``,
+#: ``pathlib.PurePosixPath``, ``http.HTTPStatus``, ``types.SimpleNamespace``, ``io.BytesIO``)
+#: are listed name by name; their other names grade "unknown" (still refused unless allowed).
 DANGEROUS_NAMES: dict[str, str] = {
     "builtins.eval": "evaluates source code",
     "builtins.exec": "executes source code",
@@ -173,11 +177,59 @@ DANGEROUS_NAMES: dict[str, str] = {
     "builtins.open": "opens files",
     "builtins.breakpoint": "starts a debugger",
     "builtins.input": "reads from the terminal",
+    "builtins.print": "writes to stdout or to any file-like object passed as file=",
     "builtins.globals": "reaches module globals",
+    "builtins.locals": "reaches the caller's frame variables",
     "builtins.vars": "reaches object dicts",
+    "builtins.dir": "lists the attributes of any object (name discovery)",
+    "builtins.exit": "raises SystemExit: ends the loading process",
+    "builtins.quit": "raises SystemExit: ends the loading process",
+    "builtins.help": "runs pydoc, whose pager spawns a shell command",
+    "builtins.license": "reads license files from disk and pages them",
+    "builtins.credits": "site printer: pages text",
+    "builtins.copyright": "site printer: pages text",
+    "builtins.map": "calls a pickled function on pickled arguments once consumed",
+    "builtins.filter": "calls a pickled function on pickled arguments once consumed",
+    "builtins.iter": "iter(callable, sentinel) calls a pickled function once consumed",
+    "builtins.classmethod": "wraps functions: builds descriptors that call them",
+    "builtins.staticmethod": "wraps functions: builds descriptors that call them",
+    "builtins.property": "wraps functions: builds descriptors that call them",
     "copyreg._reconstructor": "calls base.__new__ with pickled arguments (only allowed explicitly)",
     "torch.storage._load_from_bytes": "calls torch.load(weights_only=False) on nested bytes",
     "torch._utils._rebuild_from_type": "calls an arbitrary pickled function",
+    "uuid.getnode": "runs helper processes (ifconfig, ip, arp) to find a MAC address",
+    "uuid.uuid1": "calls getnode(): helper processes",
+    "uuid._get_command_stdout": "runs a command in a subprocess",
+    "uuid._popen": "runs a command in a subprocess",
+    **{f"uuid.{n}": "runs a helper command to find a MAC address" for n in (
+        "_ifconfig_getnode", "_ip_getnode", "_arp_getnode", "_lanscan_getnode",
+        "_netstat_getnode", "_ipconfig_getnode", "_netbios_getnode", "_unix_getnode",
+        "_windll_getnode", "_find_mac", "_find_mac_near_keyword", "_find_mac_under_heading")},
+    **{f"{m}.{n}": "opens files" for m in ("io", "_io") for n in (
+        "open", "open_code", "FileIO", "_IOBase", "BufferedReader", "BufferedWriter",
+        "BufferedRandom", "BufferedRWPair", "TextIOWrapper", "RawIOBase", "BufferedIOBase",
+        "TextIOBase", "IOBase")},
+    **{f"types.{n}": "builds functions, code, frames or modules, or calls a pickled function"
+       for n in ("FunctionType", "LambdaType", "CodeType", "MethodType", "ModuleType",
+                 "CellType", "FrameType", "TracebackType", "GeneratorType", "CoroutineType",
+                 "AsyncGeneratorType", "new_class", "prepare_class", "coroutine",
+                 "DynamicClassAttribute", "BuiltinFunctionType", "BuiltinMethodType",
+                 "MethodWrapperType", "WrapperDescriptorType", "MethodDescriptorType",
+                 "ClassMethodDescriptorType", "GetSetDescriptorType", "MemberDescriptorType")},
+}
+
+#: Modules whose listed names above are dangerous while their value classes are not: any
+#: attribute traversal below them (``pathlib.Path.write_text``, ``builtins.int.__subclasses__``,
+#: ``uuid.UUID.__init__.__globals__``) is dangerous, as methods there touch files or reach code.
+TRAVERSAL_DENIED: dict[str, str] = {
+    "builtins": "builtin types' methods and dunders reach code and other objects",
+    "__builtin__": "builtin types' methods and dunders reach code and other objects",
+    "pathlib": "path methods open, write, delete and list files",
+    "uuid": "module internals run helper processes",
+    "http": "http.client/http.server internals",
+    "io": "file objects' methods read and write files",
+    "_io": "file objects' methods read and write files",
+    "types": "function and code objects' internals",
 }
 
 
@@ -194,11 +246,19 @@ def reason_for(module: str, name: str) -> str | None:
     for prefix in _prefixes(full):
         if prefix in DANGEROUS_MODULES:
             return f"{prefix}: {DANGEROUS_MODULES[prefix]}"
-    # Attribute traversal: every component of a dotted name counts (pathlib + os.system).
+        if prefix in DANGEROUS_NAMES:  # builtins.getattr.__call__
+            return f"attribute traversal below {prefix}: {DANGEROUS_NAMES[prefix]}"
+    # Attribute traversal: every component of the name counts (pathlib + os.system), even a
+    # single one (pathlib.os: a module re-exported by another).
+    for part in name.split("."):
+        if part in DANGEROUS_MODULES:
+            return f"attribute traversal reaches {part}: {DANGEROUS_MODULES[part]}"
+    if module == "builtins" and name.startswith("__"):
+        return "builtins internals (__loader__, __spec__, __build_class__, __dict__)"
     if "." in name:
-        for part in name.split("."):
-            if part in DANGEROUS_MODULES:
-                return f"attribute traversal reaches {part}: {DANGEROUS_MODULES[part]}"
+        for prefix in _prefixes(module):
+            if prefix in TRAVERSAL_DENIED:
+                return f"attribute traversal below {prefix}: {TRAVERSAL_DENIED[prefix]}"
         if any(p.startswith("__") and p.endswith("__") for p in name.split(".")):
             return "attribute traversal through a dunder attribute"
     if module != module.strip() or name != name.strip() or not module or not name:

@@ -37,11 +37,15 @@ from ..errors import ConfigError, PolicyError
 from ..limits import Limits
 from . import dangerous as _dangerous
 
-__all__ = ["Grade", "Rule", "Verdict", "Policy", "AllowSpec", "KINDS", "qualified_name"]
+__all__ = ["Grade", "Rule", "Verdict", "Policy", "AllowSpec", "KINDS", "KIND_BREADTH",
+           "qualified_name"]
 
 Kind = Literal["class", "callable", "reference"]
 #: Every rule kind, in the order the docs list them.
 KINDS: tuple[str, ...] = ("class", "callable", "reference")
+#: How much a kind admits: a ``callable`` entry also admits what a ``class`` entry does
+#: (``__new__`` plus state), and any entry admits holding a reference to its object.
+KIND_BREADTH: Mapping[str, int] = {"reference": 0, "class": 1, "callable": 2}
 
 
 class Grade(str, enum.Enum):
@@ -133,7 +137,9 @@ class Policy:
         user = [_to_rule(s) for s in self.allow]
         rules: dict[str, Rule] = {}
         for rule in (list(DEFAULT_RULES) if self.include_defaults else []) + user:
-            rules[rule.name] = rule
+            known = rules.get(rule.name)  # allow=["datetime.date"] keeps the default callable
+            if known is None or KIND_BREADTH[rule.kind] >= KIND_BREADTH[known.kind]:
+                rules[rule.name] = rule
         aliases: dict[str, Union[type, str]] = {}
         for spec in self.allow:
             if isinstance(spec, type) and spec.__module__ != "__main__":
