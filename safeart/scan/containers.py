@@ -1,33 +1,43 @@
 """Decide what a blob is by its content (never its name) and scan it recursively.
 
-Recognised: gzip, bzip2, xz/lzma, zlib (joblib), zip (PyTorch checkpoints, ``.npz``), tar
-(legacy PyTorch), ``.npy`` (object arrays hold a pickle after the header), safetensors, and
-pickles — with a PROTO header, or headerless protocol 0/1 pickles that import something.
+Each format is recognised by what its victim's own reader accepts, not by the common case:
+
+* compressed streams (:mod:`~safeart.scan.compressed`): joblib's legacy ``ZF`` files, gzip
+  (every member, NUL padding), bzip2, xz/lzma-alone/lzip, zlib (joblib);
+* zip (PyTorch checkpoints, ``.npz``: stored, deflate, bzip2 and LZMA members,
+  :mod:`~safeart.scan.zipread`), also after other bytes;
+* tar (legacy PyTorch) by a header block ``tarfile`` accepts (its checksum rule: GNU, PAX,
+  ustar and old V7 headers alike), whatever else the bytes also are;
+* ``.npy`` (object arrays hold a pickle after the header), with the header length
+  ``numpy.load(allow_pickle=True)`` accepts (no 10 kB cap), parsed by numpy's literal parser;
+* safetensors, and pickles: with a PROTO header, or headerless protocol 0/1 pickles that
+  import something; tar, safetensors, bzip2 and lzma files are also read as pickles from
+  offset 0 (polyglots).
+
 7z, lz4, zstd and rar archives cannot be opened and are reported as such.
 """
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
+import pickletools
 import tarfile
-import zlib
-from typing import Any, Callable
+from typing import Any
 
 from numpy.lib import format as npformat
 
-try:  # the very header reader numpy.load uses (a literal parser with a 10 kB cap)
+try:  # the very header reader numpy.load uses (a literal parser, ast.literal_eval)
     from numpy.lib._format_impl import _read_array_header  # numpy >= 2
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.lib.format import _read_array_header  # type: ignore[attr-defined,no-redef]
 
 from ..policy import Grade
+from .compressed import compressed_format, decompress
 from .context import ScanContext
 from .safetensors import scan_safetensors
 from .streams import scan_stream
 from .walker import Buffer
-from .zipread import Spool, Zlib, appended_zip, scan_zip
+from .zipread import appended_zip, scan_zip
 
 __all__ = ["scan_blob"]
 
@@ -55,13 +65,22 @@ def scan_blob(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
 def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
               hint: str) -> None:
     head = bytes(buf[start:min(end, start + 512)])
-    decompressor = _decompressor(head)
-    if decompressor is not None:
-        name, make = decompressor
-        ctx.format(name)
-        inner = _decompress(ctx, buf, start, end, loc, name, make)
-        if inner is not None:
-            scan_blob(ctx, inner, 0, len(inner), f"{loc} > {name}", hint)
+    tar = _is_tar(head)
+    if tar:  # torch.load tries tarfile first, whatever else the bytes are
+        ctx.format("tar")
+        _tar(ctx, buf, start, end, loc)
+        _polyglot_pickle(ctx, buf, start, end, loc)
+    codec = compressed_format(head)
+    if codec is not None:
+        ctx.format(codec)
+        inner = decompress(ctx, buf, start, end, loc, codec, scan_blob)
+        if inner is not None:  # joblib unpickles what a ZF file holds
+            scan_blob(ctx, inner, 0, len(inner), f"{loc} > {codec}",
+                      "pickle" if codec == "zfile" else hint)
+        if not tar and head[:1] in _PICKLE_OPCODES:  # 'BZh', lzma property bytes
+            _polyglot_pickle(ctx, buf, start, end, loc)
+        return
+    if tar:
         return
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         ctx.format("zip")
@@ -76,11 +95,6 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
     if head.startswith(b"\x93NUMPY"):
         ctx.format("npy")
         _npy(ctx, buf, start, end, loc)
-        return
-    if len(head) > 262 and head[257:262] == b"ustar":
-        ctx.format("tar")
-        _tar(ctx, buf, start, end, loc)
-        _polyglot_pickle(ctx, buf, start, end, loc)
         return
     if _is_safetensors(head, end - start):
         ctx.format("safetensors")
@@ -125,59 +139,21 @@ def _polyglot_pickle(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: s
         ctx.rollback(mark)
 
 
-def _decompressor(head: bytes) -> tuple[str, Callable[[], Any]] | None:
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip", lambda: Zlib(31)
-    if head.startswith(b"BZh"):
-        return "bzip2", bz2.BZ2Decompressor
-    if head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"]\x00\x00"):
-        return "xz", lambda: lzma.LZMADecompressor(lzma.FORMAT_AUTO)
-    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
-        return "zlib", lambda: Zlib(15)
-    return None
+#: First bytes of some pickle opcode: where a compressed file's magic could start a pickle too.
+_PICKLE_OPCODES = {op.code.encode("latin-1") for op in pickletools.opcodes}
 
 
-def _decompress(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str, name: str,
-                make: Callable[[], Any]) -> Buffer | None:
-    """Decompress every concatenated member, bounded by size and ratio limits."""
-    limits = ctx.limits
-    spool = Spool()
-    pos, step = start, 1 << 20
-    dec = make()
+def _is_tar(head: bytes) -> bool:
+    """Does ``tarfile`` (``TarInfo.frombuf``: a full 512-byte block, not all NUL, whose
+    checksum field ``nti`` parses and matches ``calc_chksums``, numeric fields valid) accept
+    this first header? ustar, GNU, PAX and magic-less V7 headers alike."""
+    if len(head) < tarfile.BLOCKSIZE:
+        return False
     try:
-        while True:
-            block = b""
-            if dec.needs_input:
-                if pos >= end:
-                    ctx.add(Grade.UNKNOWN, "malformed", name,
-                            "compressed stream is truncated; its tail was not scanned",
-                            location=loc)
-                    break
-                block = buf[pos:min(end, pos + step)]
-                pos += len(block)
-            spool.write(dec.decompress(block, 4 * step))
-            if spool.size > limits.max_scan_bytes or (
-                spool.size > (16 << 20)
-                and spool.size > limits.max_decompression_ratio * (pos - start)
-            ):
-                ctx.add(Grade.UNKNOWN, "limit", name,
-                        f"decompressed size passed {spool.size} bytes: over max_scan_bytes or "
-                        "max_decompression_ratio; not scanned", location=loc)
-                return None
-            if dec.eof:
-                pos -= len(dec.unused_data)
-                if pos + 2 <= end and bytes(buf[pos:pos + 2]) == _MEMBER_MAGIC.get(name):
-                    dec = make()  # another concatenated member
-                    continue
-                break
-    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-        ctx.add(Grade.UNKNOWN, "malformed", name, f"cannot decompress: {exc}", location=loc)
-    if dec.eof and pos < end:
-        scan_blob(ctx, buf, pos, end, f"{loc} > after-{name}@{pos}", "trailing")
-    return spool.buffer()
-
-
-_MEMBER_MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZ", "xz": b"\xfd7"}
+        tarfile.TarInfo.frombuf(head[:tarfile.BLOCKSIZE], tarfile.ENCODING, "surrogateescape")
+    except (tarfile.HeaderError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:
@@ -215,11 +191,16 @@ class _View(io.RawIOBase):
 
 
 def _npy(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str) -> None:
-    """numpy.load reads the header with a literal parser; object dtypes pickle the data."""
+    """numpy.load reads the header with a literal parser; object dtypes pickle the data.
+
+    Only ``allow_pickle=True`` unpickles, and it lifts numpy's 10 kB header cap
+    (``read_array``: ``max_header_size = 2**64``): so does the scan, up to
+    ``max_header_bytes``; the header is still parsed by numpy's own literal parser."""
     f = _View(buf, start, end)
     try:
         version = npformat.read_magic(f)
-        _shape, _fortran, dtype = _read_array_header(f, version)
+        _shape, _fortran, dtype = _read_array_header(
+            f, version, max_header_size=ctx.limits.max_header_bytes)
     except Exception as exc:  # noqa: BLE001 - any header numpy.load rejects runs nothing
         ctx.add(Grade.UNKNOWN, "malformed", "npy", f"bad .npy header: {exc}", location=loc)
         return

@@ -5,27 +5,25 @@ for where the data starts; it ignores CRCs, flag bits and the local copy of the 
 ``zipfile`` raises on all three, which is how scanners built on it were bypassed (bad CRC,
 the "encrypted" flag, local/central name mismatch). This parser never raises on them: it
 reports each as an archive anomaly and scans the bytes anyway, every member, whatever it is
-called. Stored members are scanned in place (no copy); deflated and bzip2 members are
-inflated within the size and ratio limits.
+called. Stored members are scanned in place (no copy); deflated, bzip2 and LZMA members (the
+methods Python's ``zipfile`` reads, so ``numpy.load`` reads them in an ``.npz``) are
+decompressed within the size and ratio limits.
 """
 
 from __future__ import annotations
 
 import bz2
-import io
-import mmap
-import tempfile
+import lzma
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..policy import Grade
+from .compressed import Spool, Zlib, drain
 from .context import ScanContext
 from .walker import Buffer
 
-__all__ = ["scan_zip", "ZipMember", "read_members", "appended_zip", "Spool", "Zlib"]
-
-SPOOL_IN_MEMORY = 256 << 20  # decompressed output kept in memory up to this size
+__all__ = ["scan_zip", "ZipMember", "read_members", "appended_zip"]
 
 _EOCD, _EOCD64, _LOC64 = b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07"
 _CENTRAL, _LOCAL = b"PK\x01\x02", b"PK\x03\x04"
@@ -174,7 +172,7 @@ def _member(ctx: ScanContext, buf: Buffer, end: int, m: ZipMember,
     data: Buffer
     if m.method == 0:
         data, a, b = buf, m.data, m.data + m.csize
-    elif m.method in (8, 12):
+    elif m.method in (8, 12, 14):
         inflated = _inflate(ctx, buf, m, where)
         if inflated is None:
             return None
@@ -191,71 +189,27 @@ def _member(ctx: ScanContext, buf: Buffer, end: int, m: ZipMember,
 
 
 def _inflate(ctx: ScanContext, buf: Buffer, m: ZipMember, where: str) -> Buffer | None:
-    """Inflate a member block by block into a :class:`Spool` (memory stays bounded)."""
-    limits = ctx.limits
-    cap = min(limits.max_scan_bytes, max(16 << 20, limits.max_decompression_ratio * m.csize))
-    dec: Any = Zlib(-15) if m.method == 8 else bz2.BZ2Decompressor()
-    spool, pos, end, step = Spool(), m.data, m.data + m.csize, 1 << 20
-    try:
-        while not dec.eof:
-            block = b""
-            if dec.needs_input:
-                if pos >= end:
-                    break
-                block = buf[pos:min(end, pos + step)]
-                pos += len(block)
-            spool.write(dec.decompress(block, 4 * step))
-            if spool.size > cap:
-                ctx.add(Grade.UNKNOWN, "limit", m.name, "decompressed size exceeds "
-                        "max_scan_bytes or max_decompression_ratio; not scanned", location=where)
-                return None
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
-        ctx.add(Grade.UNKNOWN, "malformed", m.name, f"cannot decompress: {exc}", location=where)
-        return None
-    return spool.buffer()
-
-
-class Zlib:
-    """zlib.decompressobj with the ``needs_input`` protocol of the bz2/lzma decompressors."""
-
-    def __init__(self, wbits: int) -> None:
-        self._d = zlib.decompressobj(wbits=wbits)
-        self.needs_input = True
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        out = self._d.decompress(self._d.unconsumed_tail + data, max_length)
-        self.needs_input = not self._d.unconsumed_tail and len(out) < max_length
-        return out
-
-    @property
-    def eof(self) -> bool:
-        return self._d.eof
-
-    @property
-    def unused_data(self) -> bytes:
-        return self._d.unused_data
-
-
-class Spool:
-    """Decompressed output: in memory while small, then a temporary file mapped read-only."""
-
-    def __init__(self) -> None:
-        self._mem: io.BytesIO | None = io.BytesIO()
-        self._file: Any = None
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self._mem is not None and self.size > SPOOL_IN_MEMORY:
-            self._file = tempfile.TemporaryFile()
-            self._file.write(self._mem.getbuffer())
-            self._mem = None
-        (self._mem or self._file).write(data)
-
-    def buffer(self) -> Buffer:
-        if self._mem is not None:
-            return self._mem.getvalue()
-        self._file.flush()
-        mapped = mmap.mmap(self._file.fileno(), self.size, access=mmap.ACCESS_READ)
-        self._file.close()
-        return mapped
+    """Decompress a member block by block into a :class:`Spool` (memory stays bounded), as
+    ``zipfile`` does: raw deflate (8), bzip2 (12), or LZMA (14: a 4-byte header, then the
+    LZMA1 properties, then raw LZMA1 data)."""
+    pos, end = m.data, m.data + m.csize
+    dec: Any
+    if m.method == 8:
+        dec = Zlib(-15)
+    elif m.method == 12:
+        dec = bz2.BZ2Decompressor()
+    else:
+        psize = _u(buf, pos + 2, 2)
+        try:
+            props = lzma._decode_filter_properties(  # type: ignore[attr-defined]
+                lzma.FILTER_LZMA1, bytes(buf[pos + 4:pos + 4 + psize]))
+            dec = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[props])
+        except (lzma.LZMAError, ValueError) as exc:
+            ctx.add(Grade.UNKNOWN, "malformed", m.name, f"bad LZMA header: {exc}",
+                    location=where)
+            return None
+        pos += 4 + psize
+    spool = Spool()
+    _, outcome = drain(ctx, dec, buf, pos, end, spool, origin=m.data, name=m.name,
+                       where=where)
+    return None if outcome == "limit" else spool.buffer()
