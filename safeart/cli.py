@@ -155,8 +155,10 @@ def _register_scan(subparsers: argparse._SubParsersAction) -> None:
     )
     mf.add_argument("--artifact", action="append", default=[], metavar="NAME",
                     help="only this artifact (repeatable)")
-    mf.add_argument("--latest", action="store_true", help="Flow: only its latest run")
-    mf.add_argument("--last", type=int, metavar="N", help="Flow: only its N latest runs")
+    mf.add_argument("--latest", action="store_true",
+                    help="Flow: only its latest successful run (the one safeart.load loads)")
+    mf.add_argument("--last", type=int, metavar="N",
+                    help="Flow: only its N latest runs, failed ones included")
     mf.add_argument("--all-namespaces", action="store_true",
                     help="Flow: runs of every namespace, not only the current one")
     p.set_defaults(func=_scan)

@@ -20,6 +20,8 @@ Which task an artifact comes from:
 * ``Flow``: the latest successful run in the current Metaflow namespace, like
   ``Flow(...).latest_successful_run`` (a run is successful when its end task's
   ``_success`` artifact is true, read here through the same guarded path), then as above.
+  It is the run ``safeart scan Flow --latest`` scans
+  (:func:`safeart.metaflow.pathspec.latest_successful_run` decides for both).
   Switch namespaces with ``metaflow.namespace(...)`` before loading.
 
 How it is loaded. The artifact's record (encoding, content address) comes from its task's
@@ -49,13 +51,19 @@ from ..guard import load_pickle, make_policy, refuse_unless_clean
 from ..policy import AllowSpec, Policy, policy_from_env
 from ..scan import ScanResult
 from .blobs import FetchedBlob, RunDatastore, StoredArtifact
-from .pathspec import RunSpec, check_artifact_names, parse_pathspec, resolve_tasks
+from .pathspec import (
+    RunSpec,
+    check_artifact_names,
+    latest_successful_run,
+    parse_pathspec,
+    resolve_tasks,
+)
 from .runscan import PICKLE_ENCODINGS, SAFEART_ENCODING, tampered_finding
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Run, Task
 
-__all__ = ["load", "locate", "fetch", "decode", "check_safeart"]
+__all__ = ["load", "locate", "fetch", "decode", "check_safeart", "run_succeeded"]
 
 
 def load(
@@ -130,9 +138,9 @@ def locate(
                             name)
         if spec.run is not None:
             return _in_run(store, Run(spec.object_pathspec, _namespace_check=False), name)
-        for run in _flow_runs(spec.flow):
-            if _successful(store, run, policy or policy_from_env()):
-                return _in_run(store, run, name)
+        run = latest_successful_run(spec.flow, policy=policy or policy_from_env(), store=store)
+        if run is not None:
+            return _in_run(store, run, name)
     raise ConfigError(
         f"flow {spec.flow} has no successful run in the current namespace",
         hint="name a run (Flow/run), or switch namespaces with metaflow.namespace(...)",
@@ -215,17 +223,6 @@ def _client_errors(spec: RunSpec) -> Iterator[None]:
         ) from None
 
 
-def _flow_runs(flow: str) -> Iterable["Run"]:
-    """The flow's runs in the current namespace, newest first (none: no run there)."""
-    from metaflow import Flow
-    from metaflow.exception import MetaflowNamespaceMismatch
-
-    try:
-        return Flow(flow)
-    except MetaflowNamespaceMismatch:  # the flow exists, but not in this namespace
-        return ()
-
-
 def _only_task(step: Iterable["Task"]) -> "Task":
     tasks = list(step)
     if len(tasks) != 1:
@@ -265,8 +262,10 @@ def _in_run(store: RunDatastore, run: "Run", name: str) -> StoredArtifact:
     raise ConfigError(f"no task of run {run.pathspec} stored an artifact named {name!r}")
 
 
-def _successful(store: RunDatastore, run: "Run", policy: Policy) -> bool:
-    """``run.successful`` without Metaflow's unpickling: the end task's ``_success`` flag."""
+def run_succeeded(run: "Run", *, policy: Policy, store: RunDatastore | None = None) -> bool:
+    """``run.successful`` without Metaflow's unpickling: the end task's ``_success`` flag,
+    loaded like any artifact (a pickled flag is scanned, then restricted-unpickled)."""
+    store = store or RunDatastore()
     end = run.end_task
     record = _record(store, end, "_success") if end is not None else None
     if record is None:

@@ -5,6 +5,14 @@ Enumeration goes through the client objects (``Flow``/``Run``/``Step``/``Task``)
 works with whichever metadata provider Metaflow is configured with (local or the metadata
 service) and never touches artifact data.
 
+Which run a bare flow name means is decided here, once, for the loader and the scanner:
+:func:`latest_successful_run` is the run ``safeart.load("Flow", ...)`` loads *and* the run
+``safeart scan Flow --latest`` scans (the newest run whose end task recorded success, like
+``Flow(...).latest_successful_run``), so the gate scans exactly what the loader loads.
+``--last N`` and a bare flow name select the most recent runs whatever their status (an
+audit of history; failed runs included). Enumeration never touches artifact data except
+the end tasks' ``_success`` flags, read through the loader's guarded path.
+
 Namespaces: a pathspec that names a run (or a step or task in it) is scanned whatever
 namespace it belongs to -- an ID is unambiguous and a security audit must not silently skip
 what it was asked to check. A bare flow name (all runs, ``latest``, ``last=N``) lists runs
@@ -15,16 +23,27 @@ runs of every namespace.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Run, Task
 
-__all__ = ["RunSpec", "parse_pathspec", "is_pathspec", "check_artifact_names", "resolve_tasks"]
+    from ..policy import Policy
+    from .blobs import RunDatastore
+
+__all__ = [
+    "RunSpec",
+    "parse_pathspec",
+    "is_pathspec",
+    "check_artifact_names",
+    "latest_successful_run",
+    "resolve_tasks",
+]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _ID = r"[^/:\s]+"
@@ -93,26 +112,55 @@ def check_artifact_names(names: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
+def latest_successful_run(
+    flow: str,
+    *,
+    policy: "Policy",
+    store: "RunDatastore | None" = None,
+    all_namespaces: bool = False,
+) -> "Run | None":
+    """The run ``safeart.load("Flow", ...)`` loads and ``safeart scan Flow --latest`` scans:
+    the newest run (current namespace, or any with ``all_namespaces``) whose end task's
+    ``_success`` flag is true, read with ``policy`` through the loader's guarded path.
+    None when the flow has no such run.
+
+    Raises:
+        UnsafeArtifactError, PolicyError, FormatError: a ``_success`` flag the loader refuses.
+    """
+    from .loader import run_succeeded
+
+    for run in _runs(flow, all_namespaces):
+        if run_succeeded(run, policy=policy, store=store):
+            return run
+    return None
+
+
 def resolve_tasks(
     spec: RunSpec,
     *,
     latest: bool = False,
     last: int | None = None,
     all_namespaces: bool = False,
+    policy: "Policy | None" = None,
+    store: "RunDatastore | None" = None,
 ) -> list["Task"]:
     """The client ``Task`` objects ``spec`` names, oldest run first, in step order.
 
     Args:
         spec: The parsed pathspec.
-        latest: With a bare flow name: only its most recent run.
-        last: With a bare flow name: only its ``last`` most recent runs.
+        latest: With a bare flow name: only its latest successful run
+            (:func:`latest_successful_run`, read with ``policy`` and ``store``).
+        last: With a bare flow name: only its ``last`` most recent runs (any status).
         all_namespaces: With a bare flow name: list runs of every namespace.
+        policy: Reads the ``_success`` flags for ``latest``; default ``$SAFEART_POLICY``
+            or the built-in allowlist.
+        store: Reads them (a :class:`~safeart.metaflow.blobs.RunDatastore` to reuse).
 
     Raises:
         ConfigError: bad option combination, or the flow/run/step/task does not exist.
     """
     from metaflow import Run, Step, Task, get_namespace
-    from metaflow.exception import MetaflowException, MetaflowNamespaceMismatch
+    from metaflow.exception import MetaflowException
 
     if (latest or last is not None) and spec.run is not None:
         raise ConfigError(
@@ -128,11 +176,24 @@ def resolve_tasks(
             return _step_tasks(Step(spec.object_pathspec, _namespace_check=False))
         if spec.run is not None:
             return _run_tasks(Run(spec.object_pathspec, _namespace_check=False))
-        runs = _flow_runs(spec.flow, 1 if latest else last, all_namespaces)
-        if runs:
-            return [task for run in reversed(runs) for task in _run_tasks(run)]
-    except MetaflowNamespaceMismatch:  # the flow exists, but has no run in this namespace
-        pass
+        if latest:
+            from ..policy import policy_from_env
+
+            run = latest_successful_run(spec.flow, policy=policy or policy_from_env(),
+                                        store=store, all_namespaces=all_namespaces)
+            if run is not None:
+                return _run_tasks(run)
+            if next(_runs(spec.flow, all_namespaces), None) is not None:
+                raise ConfigError(
+                    f"flow {spec.flow} has no successful run"
+                    + ("" if all_namespaces else f" in this namespace ({get_namespace()})"),
+                    hint="--latest is the latest successful run (what safeart.load loads); "
+                    "name a run (Flow/run) or pass --last N to scan failed ones",
+                )
+        else:
+            runs = list(itertools.islice(_runs(spec.flow, all_namespaces), last))
+            if runs:
+                return [task for run in reversed(runs) for task in _run_tasks(run)]
     except MetaflowException as exc:
         raise ConfigError(
             f"{spec.object_pathspec}: {exc.headline}: {exc.message}",
@@ -147,16 +208,17 @@ def resolve_tasks(
     )
 
 
-def _flow_runs(name: str, limit: int | None, all_namespaces: bool) -> list["Run"]:
-    """The flow's runs in the current namespace (or all), newest first, at most ``limit``."""
+def _runs(name: str, all_namespaces: bool) -> Iterator["Run"]:
+    """The flow's runs in the current namespace (or all), newest first (none when the flow
+    exists but has no run in this namespace)."""
     from metaflow import Flow
+    from metaflow.exception import MetaflowNamespaceMismatch
 
-    runs: list["Run"] = []
-    for run in Flow(name, _namespace_check=not all_namespaces):
-        runs.append(run)
-        if limit is not None and len(runs) >= limit:
-            break
-    return runs
+    try:
+        flow = Flow(name, _namespace_check=not all_namespaces)
+    except MetaflowNamespaceMismatch:
+        return
+    yield from flow
 
 
 def _run_tasks(run: "Run") -> list["Task"]:

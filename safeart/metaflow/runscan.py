@@ -72,8 +72,9 @@ def scan_run(
         policy: Grades pickle imports and manifest classes; default ``$SAFEART_POLICY``
             or the built-in allowlist.
         artifacts: Only these artifact names (in every task named).
-        latest: With a bare flow name: only its most recent run (current namespace).
-        last: With a bare flow name: only its ``last`` most recent runs.
+        latest: With a bare flow name: only its latest successful run (current
+            namespace): the run ``safeart.load("Flow", ...)`` loads.
+        last: With a bare flow name: only its ``last`` most recent runs (any status).
         all_namespaces: With a bare flow name: consider runs of every namespace.
         progress: Called as ``progress(done, total, current)`` per distinct blob.
 
@@ -91,8 +92,9 @@ def scan_run(
     policy = policy or policy_from_env()
     spec = parse_pathspec(pathspec)
     names = check_artifact_names(artifacts or ()) + ((spec.artifact,) if spec.artifact else ())
-    tasks = resolve_tasks(spec, latest=latest, last=last, all_namespaces=all_namespaces)
     store = RunDatastore()
+    tasks = resolve_tasks(spec, latest=latest, last=last, all_namespaces=all_namespaces,
+                          policy=policy, store=store)
     records, incomplete = store.artifacts(tasks, names)
     if names and not records and not incomplete:
         raise ConfigError(

@@ -103,3 +103,54 @@ def test_bad_targets_are_usage_errors(flow_env: Any, capsys: pytest.CaptureFixtu
     for argv, message in cases:
         code, out = scan_cli(flow_env, capsys, *argv)
         assert code == 2 and message in out, (argv, out)
+
+
+GATE_FLOW = """
+from metaflow import FlowSpec, Parameter, step
+
+
+class GateFlow(FlowSpec):
+    fail = Parameter("fail", type=bool, default=False)
+
+    @step
+    def start(self):
+        self.payload = {"failing_run": self.fail}
+        self.next(self.end)
+
+    @step
+    def end(self):
+        if self.fail:
+            raise RuntimeError("this run fails on purpose")
+
+
+if __name__ == "__main__":
+    GateFlow()
+"""
+
+
+def test_latest_scans_the_run_the_loader_loads_even_when_the_newest_failed(
+    flow_env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import safeart
+    from safeart.metaflow.loader import locate
+
+    good = flow_env.run(GATE_FLOW)
+    failed = flow_env.run(GATE_FLOW, "--fail", "True", check=False)
+    assert not failed.ok and failed.run_id
+    code, out = scan_cli(flow_env, capsys, "GateFlow", "--latest", "--artifact", "payload")
+    assert code == 0, out
+    assert _targets(out) == [f"{good.run_id}/start/1:payload", f"{good.run_id}/end/2:payload"]
+    with flow_env.client():
+        assert safeart.load("GateFlow", "payload") == {"failing_run": False}
+        assert locate("GateFlow", "payload").pathspec.startswith(f"GateFlow/{good.run_id}/")
+    # --last N is history, failed runs included.
+    code, out = scan_cli(flow_env, capsys, "GateFlow", "--last", "1", "--artifact", "payload")
+    assert code == 0 and {t.split("/")[0] for t in _targets(out)} == {failed.run_id}
+
+
+def test_latest_without_a_successful_run_is_a_usage_error(
+    flow_env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow_env.run(GATE_FLOW, "--fail", "True", check=False)
+    code, out = scan_cli(flow_env, capsys, "GateFlow", "--latest")
+    assert code == 2 and "has no successful run" in out and "--last N" in out
