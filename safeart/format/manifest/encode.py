@@ -338,7 +338,10 @@ class _Encoder:
         refusal = _refusal(obj)
         if refusal is not None:
             raise self.fail(refusal[0], path, hint=refusal[1])
-        reduced = obj.__reduce_ex__(4)
+        reducer = copyreg.dispatch_table.get(cls)  # as pickle: registered reducers first
+        reduced = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
+        if isinstance(reduced, str):  # pickle's "a global name": np.mean, ufuncs
+            return self._reference(obj, path, depth)
         if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
             raise self.fail(f"{cls.__qualname__} reduces to a global name, not to data", path)
         func, args, state, listitems, dictitems, setter = reduced + (None,) * (6 - len(reduced))
