@@ -299,6 +299,112 @@ def _legacy_tar(canary: Path) -> bytes:
     return out.getvalue()
 
 
+# -- containers as their victims' readers accept them (issue 12, "Misses") ----------------
+def _zfile(canary: Path) -> bytes:
+    # joblib's legacy format, still read by joblib.load(path): "ZF", the hex length padded to
+    # 19 bytes, one zlib stream (joblib.numpy_pickle_compat.read_zfile).
+    data = canary_reduce_pickle(canary, 2)
+    return b"ZF" + f"{len(data):#x}".encode().ljust(19) + zlib.compress(data)
+
+
+def v7_tar(members: dict[str, bytes]) -> bytes:
+    """A tar of old V7 headers (no ``ustar`` magic: bytes 257-511 are NUL), checksums
+    recomputed: ``tarfile`` (so torch's legacy loader) reads them."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            tar.addfile(info, io.BytesIO(data))
+    raw, pos = bytearray(out.getvalue()), 0
+    while pos + 512 <= len(raw) and raw[pos:pos + 512].strip(b"\0"):
+        raw[pos + 257:pos + 512] = bytes(255)
+        raw[pos + 148:pos + 156] = b" " * 8
+        raw[pos + 148:pos + 156] = b"%06o\0 " % sum(raw[pos:pos + 512])
+        size = int(bytes(raw[pos + 124:pos + 136]).strip(b"\0 ") or b"0", 8)
+        pos += 512 + (size + 511) // 512 * 512
+    return bytes(raw)
+
+
+def joblib_wrapper(dtype_ops: bytes, inner: bytes, layout: str = "dict") -> bytes:
+    """A joblib ``NumpyArrayWrapper`` (shape (1,)) whose dtype ``dtype_ops`` pushes, then
+    ``inner``: what joblib.load reads after its BUILD. ``layout``: its attributes in a dict
+    state, in a slot state ``(None, {...})``, or as ``__init__`` arguments (``init``)."""
+    wrapper = stack_global("joblib.numpy_pickle", "NumpyArrayWrapper")
+    items = [("subclass", stack_global("numpy", "ndarray")), ("shape", fragment((1,))),
+             ("order", unicode("C")), ("dtype", dtype_ops), ("allow_mmap", b"\x89")]
+    if layout == "init":
+        built = wrapper + b"(" + b"".join(ops for _, ops in items[:4]) + b"tR}b"
+    else:
+        state = b"}(" + b"".join(unicode(k) + ops for k, ops in items) + b"u"
+        built = wrapper + b")\x81" + (b"N" + state + b"\x86" if layout == "slots" else state) + b"b"
+    return b"\x80\x04" + built + inner + b"."
+
+
+def _dtype(*args: Any, state: tuple[Any, ...] | None = None) -> bytes:
+    """``numpy.dtype(*args)``, then ``__setstate__(state)``."""
+    ops = _call(stack_global("numpy", "dtype"), *args)
+    return ops + fragment(state) + b"b" if state is not None else ops
+
+
+def _objects_pickle(canary: Path) -> bytes:
+    """The canary pickle behind a string whose bytes 8, 16, 24 and 32 bytes in start a huge
+    BINBYTES: a scanner that skips the wrong number of array bytes reads a truncated
+    literal there, a fresh unpickler (joblib's) reads the string, then the payload."""
+    swallow = b"x" + (b"B\xff\xff\xff\x7f" + b"xxx") * 4
+    return (b"\x80\x02X" + struct.pack("<I", len(swallow)) + swallow + b"0"
+            + canary_reduce_pickle(canary, 2)[2:])
+
+
+def _joblib_objects(dtype_ops: bytes, layout: str = "dict") -> Callable[[Path], bytes]:
+    return lambda c: joblib_wrapper(dtype_ops, _objects_pickle(c), layout)
+
+
+def _gzip_split_members(canary: Path) -> bytes:
+    # Python's gzip module reads every member and skips NUL padding between them: the
+    # pickle is cut in two members with padding between (gzip._GzipReader._read_eof).
+    data = canary_reduce_pickle(canary, 2)
+    return gzip.compress(data[:2], mtime=0) + bytes(16) + gzip.compress(data[2:], mtime=0)
+
+
+def _gzip_header_zlib_refuses(canary: Path) -> bytes:
+    # gzip._read_gzip_header discards the header CRC unchecked and ignores reserved flag
+    # bits; zlib's own gzip mode (wbits=31) refuses both.
+    data = canary_reduce_pickle(canary, 2)
+    deflate = zlib.compressobj(wbits=-15)
+    body = deflate.compress(data) + deflate.flush()
+    header = b"\x1f\x8b\x08" + bytes([0x02 | 0x80]) + bytes(6) + b"\xde\xad"
+    return header + body + struct.pack("<II", zlib.crc32(data), len(data))
+
+
+def _npz_compressed(method: int) -> Callable[[Path], bytes]:
+    def build(canary: Path) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", compression=method) as z:
+            z.writestr("ok.npy", _npy_object(canary))
+        return out.getvalue()
+    return build
+
+
+def npy_long_header(descr: str, shape: tuple[int, ...], body: bytes, size: int = 12_000) -> bytes:
+    """An .npy (version 1.0) whose header is padded past numpy's 10 kB ``max_header_size``."""
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape!r}, }}"
+    header = header.ljust(size - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + body
+
+
+def _lzma_small_dictionary(canary: Path) -> bytes:
+    # lzma-alone with a 12 KiB dictionary: header ']\x00\x30\x00\x00' (joblib's prefix is
+    # ']\x00'; LZMAFile's FORMAT_AUTO takes any dictionary size of 2^n or 2^n + 2^(n-1)).
+    return lzma.compress(canary_reduce_pickle(canary, 2), format=lzma.FORMAT_ALONE,
+                         filters=[{"id": lzma.FILTER_LZMA1, "dict_size": 12 << 10}])
+
+
+def _bzip2_magic_pickle(canary: Path) -> bytes:
+    # 'BZh' starts bzip2 files and is BINBYTES (length 'Zh\0\0' = 26714) to pickle.loads.
+    return b"BZh\0\0" + bytes(26714) + b"0" + canary_reduce_pickle(canary, 2)[2:]
+
+
 def _frame_straddle(canary: Path) -> bytes:
     # The FRAME ends one byte into the STACK_GLOBAL operand: pickle.load (file) drops the
     # frame's tail and reads on from the file; pickle.loads parses linearly.
@@ -501,6 +607,57 @@ SAMPLES: dict[str, Sample] = {
         lambda c: zlib.compress(canary_reduce_pickle(c)), "joblib zlib compression"),
     "numpy_object_npy": Sample(_npy_object, "numpy .npy object array (allow_pickle)"),
     "numpy_npz_member": Sample(_npz, "npz member with object array"),
+    "joblib_zfile_legacy": Sample(_zfile, "joblib.numpy_pickle_compat.read_zfile: legacy ZF "
+                                  "file, still read by joblib.load(path)"),
+    "legacy_torch_tar_v7_headers": Sample(
+        lambda c: v7_tar({"sys_info": pickle.dumps({"protocol_version": 1001}, protocol=2),
+                          "storages": canary_reduce_pickle(c, 2)}),
+        "tarfile.TarInfo.frombuf (torch.serialization._legacy_load): V7 headers, no 'ustar'"),
+    "joblib_dtype_pipe_O": Sample(
+        _joblib_objects(_dtype("|O", False, True)),
+        "joblib NumpyArrayWrapper.read_array: dtype '|O' (numpy.dtype(...).hasobject)"),
+    "joblib_dtype_object_name": Sample(
+        _joblib_objects(_dtype("object")), "joblib NumpyArrayWrapper.read_array: dtype 'object'"),
+    "joblib_dtype_state_flag": Sample(
+        _joblib_objects(_dtype("V8", False, True, state=(3, "|", None, None, None, 8, 1, 1))),
+        "joblib read_array: 'V8' whose pickled state sets the object flag (dtype.__setstate__)"),
+    "joblib_dtype_structured_object_field": Sample(
+        _joblib_objects(_dtype([("a", "<f8"), ("b", "|O")], False, True)),
+        "joblib read_array: structured dtype with an object field"),
+    "joblib_dtype_subarray_objects": Sample(
+        _joblib_objects(_dtype("(2,)O", False, True)),
+        "joblib read_array: subarray dtype of objects"),
+    "joblib_dtype_given_as_class": Sample(
+        _joblib_objects(stack_global("numpy", "dtype")),
+        "joblib read_array: the dtype is the class numpy.dtype (its hasobject is truthy)"),
+    "joblib_wrapper_slot_state": Sample(
+        _joblib_objects(_dtype("O8", False, True), "slots"),
+        "pickle._Unpickler.load_build: wrapper attributes in a slot state"),
+    "joblib_wrapper_init_args": Sample(
+        _joblib_objects(_dtype("O8", False, True), "init"),
+        "NumpyArrayWrapper.__init__ called (REDUCE), then an empty BUILD"),
+    "gzip_nul_padded_members": Sample(
+        _gzip_split_members, "gzip._GzipReader: pickle split over members with NUL padding"),
+    "gzip_header_zlib_refuses": Sample(
+        _gzip_header_zlib_refuses,
+        "gzip._read_gzip_header: header CRC and reserved flags ignored (zlib refuses them)"),
+    "npz_lzma_member": Sample(_npz_compressed(zipfile.ZIP_LZMA),
+                              "zipfile.LZMADecompressor (numpy.load of an .npz): method 14"),
+    "npz_bzip2_member": Sample(_npz_compressed(zipfile.ZIP_BZIP2),
+                               "zipfile BZ2 member (numpy.load of an .npz): method 12"),
+    "npy_header_over_10k": Sample(
+        lambda c: npy_long_header("|O", (2,), canary_reduce_pickle(c, 3)),
+        "numpy.lib.format.read_array: allow_pickle=True lifts max_header_size"),
+    "lzma_alone_small_dictionary": Sample(
+        _lzma_small_dictionary,
+        "joblib _detect_compressor (']\\x00') + lzma.LZMAFile FORMAT_AUTO: 12 KiB dictionary"),
+    "bzip2_magic_pickle": Sample(
+        _bzip2_magic_pickle, "pickle.loads of a file starting 'BZh' (BINBYTES), sniffed as bzip2"),
+    "joblib_object_array": Sample(_joblib_object_array, "joblib inline object-array pickle"),
+    "joblib_payload_after_array": Sample(_joblib_after_array, "payload after inline array"),
+    "joblib_array_bytes_as_opcodes": Sample(
+        _joblib_array_as_opcodes,
+        "joblib inline array whose bytes are opcodes for pickle.load (fuzz-found variant)"),
     "joblib_object_array": Sample(_joblib_object_array, "joblib inline object-array pickle"),
     "joblib_payload_after_array": Sample(_joblib_after_array, "payload after inline array"),
     "joblib_array_bytes_as_opcodes": Sample(

@@ -11,11 +11,10 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy
-
 from ..policy import Grade, Verdict
 from .context import ScanContext
-from .stubs import DTypeRecord, GuardedReader, StubUnpickler, compat_name, stub_name
+from .joblib_arrays import UNDECIDED, WrapperRecord, plan
+from .stubs import GuardedReader, StubUnpickler, compat_name, stub_name
 from .walker import Buffer, ImportOp, Walker
 
 __all__ = ["PickleOutcome", "scan_pickle", "BlobScanner", "STORAGE_ELEMENT_SIZES"]
@@ -282,7 +281,7 @@ class _Hooks:
                      "a torch storage type is called (allocates a storage from pickled "
                      "arguments) instead of tagging a persistent id", location=self.loc)
 
-    def joblib_array(self, state: Any) -> None:
+    def joblib_array(self, wrapper: WrapperRecord) -> None:
         reader = self.run.reader
         if not isinstance(reader, GuardedReader):  # the wrapper's name was not in the bytes
             self.ctx.add(Grade.DANGEROUS, "differential", "NumpyArrayWrapper",
@@ -290,52 +289,32 @@ class _Hooks:
                          "(EXT code or computed name): its inline data cannot be located",
                          location=self.loc)
             return
-        pos = self.run.position()
+        pos, buf, end = self.run.position(), self.walker.buf, self.walker.end
         where = f"{self.loc} > joblib-array@{pos}"
-        size = _joblib_array_size(state)
-        if size is None:  # joblib.load fails here; pickle.load reads on: so does the scan
-            self.ctx.add(Grade.UNKNOWN, "malformed", "NumpyArrayWrapper",
-                         "cannot size the inline joblib array; what follows is scanned as the "
-                         "pickle opcodes pickle.load reads there", location=where, offset=pos)
-            self.walker.jump(pos)
-        elif size == "object":
-            outcome = scan_pickle(self.ctx, self.walker.buf, pos, self.walker.end, where,
-                                  strict=True, nested=self.nested)
-            self.walker.jump(outcome.next_start if outcome.complete else self.walker.end)
-        else:
-            skip = size
-            if isinstance(state, dict) and state.get("numpy_array_alignment_bytes") is not None:
-                pad = self.walker.buf[pos] if pos < self.walker.end else 0
-                skip += 1 + pad
-            end = min(pos + skip, self.walker.end)
+        todo = plan(wrapper)  # what joblib.load reads here, decided as joblib and numpy do
+        if todo.kind == "objects":  # a nested pickle, read by a fresh unpickler
+            outcome = scan_pickle(self.ctx, buf, pos, end, where, strict=True,
+                                  nested=self.nested)
+            self.walker.jump(outcome.next_start if outcome.complete else end)
+        elif todo.kind == "data":
+            skip = todo.size + (1 + (buf[pos] if pos < end else 0) if todo.padded else 0)
+            stop = min(pos + skip, end)
             # joblib.load reads the array's bytes; pickle.load reads them as opcodes.
-            scan_pickle(self.ctx, self.walker.buf, pos, end, f"{where} > as-pickle",
-                        strict=False, nested=self.nested)
-            self.walker.jump(end)
+            scan_pickle(self.ctx, buf, pos, stop, f"{where} > as-pickle", strict=False,
+                        nested=self.nested)
+            self.walker.jump(stop)
+        else:  # pickle.load reads on from here: so does the scan
+            if todo.kind == UNDECIDED:
+                self.ctx.add(Grade.UNKNOWN, "nested", "NumpyArrayWrapper",
+                             f"whether joblib.load reads a nested pickle or raw bytes here "
+                             f"depends on {todo.why}, built from names in the stream: both "
+                             "readings are scanned", location=where, offset=pos)
+                scan_pickle(self.ctx, buf, pos, end, f"{where} > as-objects", strict=True,
+                            nested=self.nested)
+            else:
+                self.ctx.add(Grade.UNKNOWN, "malformed", "NumpyArrayWrapper",
+                             f"joblib.load raises at this array ({todo.why}); what follows is "
+                             "scanned as the pickle opcodes pickle.load reads there",
+                             location=where, offset=pos)
+            self.walker.jump(pos)
         reader.seek(self.walker.pos)
-
-
-def _joblib_array_size(state: Any) -> int | str | None:
-    """Bytes of the inline array a joblib wrapper describes, ``"object"``, or None."""
-    if not isinstance(state, dict):
-        return None
-    shape, dtype = state.get("shape"), state.get("dtype")
-    if type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape):
-        return None
-    if not isinstance(dtype, DTypeRecord) or not dtype.args or type(dtype.args[0]) is not str:
-        return None
-    dstate = dtype.state if type(dtype.state) is tuple else ()
-    if len(dstate) >= 8 and type(dstate[7]) is int and dstate[7] & 1:
-        return "object"
-    if dtype.args[0].startswith("O"):
-        return "object"
-    itemsize = dstate[5] if len(dstate) >= 6 and type(dstate[5]) is int else -1
-    if itemsize <= 0:
-        try:  # parses a type string such as 'f8'; imports nothing named in the pickle
-            itemsize = numpy.dtype(dtype.args[0]).itemsize
-        except (TypeError, ValueError):
-            return None
-    count = 1
-    for n in shape:
-        count *= n
-    return count * itemsize

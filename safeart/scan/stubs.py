@@ -10,7 +10,8 @@ allocate more than the unpickler itself does.
 
 A few stubs act, through :class:`Hooks`: ``torch.storage._load_from_bytes`` hands its bytes
 argument to a nested scan, ``joblib``'s ``NumpyArrayWrapper`` skips (or scans) the inline
-array that follows its BUILD, ``numpy.dtype`` records enough to size that array and
+array that follows its BUILD, ``numpy.dtype`` models the dtype numpy builds (object or not,
+item size: :mod:`~safeart.scan.joblib_arrays`) and
 ``_codecs.encode(text, 'latin1')`` returns the bytes protocol 2 pickles spell that way.
 
 :class:`GuardedReader` is the file CPython reads from: it only hands out bytes that the
@@ -30,6 +31,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .joblib_arrays import DTypeRecord, WrapperRecord
 from .walker import ImportOp, Walker
 
 __all__ = ["Hooks", "FindClassCall", "GuardedReader", "StubUnpickler", "Opaque", "stub_name"]
@@ -47,8 +49,9 @@ class Hooks(Protocol):
     def load_from_bytes(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """``torch.storage._load_from_bytes`` was called with ``args``."""
 
-    def joblib_array(self, state: Any) -> None:
-        """BUILD of a joblib ``NumpyArrayWrapper`` with ``state``; consume the array."""
+    def joblib_array(self, wrapper: WrapperRecord) -> None:
+        """BUILD of a joblib ``NumpyArrayWrapper`` (its attributes merged); consume the
+        inline array joblib reads after it."""
 
     def storage_called(self, name: str) -> None:
         """A ``torch.<X>Storage`` type was called rather than used as a tag."""
@@ -65,11 +68,10 @@ class _StubMeta(type):
     _sa_role: str
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        return _act(cls, args, kwargs)
+        return _act(cls, args, kwargs, False)
 
     def __setstate__(cls, state: Any) -> None:
-        if cls._sa_role == "joblib-array":
-            _HOOKS.get().joblib_array(state)
+        pass
 
     def __setitem__(cls, key: Any, value: Any) -> None:
         pass
@@ -92,7 +94,7 @@ class _Stub(metaclass=_StubMeta):
     _sa_role = ""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # NEWOBJ / NEWOBJ_EX / OBJ
-        return _act(cls, args, kwargs)
+        return _act(cls, args, kwargs, True)
 
 
 def _make(name: str, role: str = "") -> type:
@@ -102,7 +104,6 @@ def _make(name: str, role: str = "") -> type:
 
 #: What every call on a stub returns.
 Opaque: type = _make("<result of a call>")
-_JOBLIB_ARRAY = _make("joblib.numpy_pickle.NumpyArrayWrapper()", "joblib-array")
 
 _ROLES = {
     "torch.storage._load_from_bytes": "load-from-bytes",
@@ -112,18 +113,16 @@ _ROLES = {
 }
 
 
-class DTypeRecord:
-    """What a stub ``numpy.dtype(descr, align, copy)`` returns: its arguments and state."""
-
-    def __init__(self, args: tuple[Any, ...]) -> None:
-        self.args = args
-        self.state: Any = None
+class _JoblibArray(WrapperRecord):
+    """A ``NumpyArrayWrapper`` instance: each BUILD merges its state, then joblib reads the
+    inline array (:mod:`~safeart.scan.joblib_arrays`)."""
 
     def __setstate__(self, state: Any) -> None:
-        self.state = state
+        self.build(state)
+        _HOOKS.get().joblib_array(self)
 
 
-def _act(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _act(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], new: bool) -> Any:
     role = cls._sa_role  # type: ignore[attr-defined]
     if role == "load-from-bytes":
         _HOOKS.get().load_from_bytes(args, kwargs)
@@ -132,9 +131,9 @@ def _act(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
                 and args[1] in ("latin1", "latin-1")):
             return _HOOKS.get().encode_latin1(args[0])
     elif role == "joblib-wrapper":
-        return _JOBLIB_ARRAY
+        return _JoblibArray.made(args, kwargs, new)
     elif role == "dtype":
-        return DTypeRecord(args)
+        return DTypeRecord(args, kwargs)
     elif role == "storage-type":
         _HOOKS.get().storage_called(cls._sa_name)  # type: ignore[attr-defined]
     return Opaque
