@@ -30,9 +30,6 @@ Nothing here raises from ``can_serialize``: Metaflow would log the exception as 
 
 from __future__ import annotations
 
-import os
-import sys
-import sysconfig
 import threading
 import warnings
 from typing import Any, Union
@@ -160,8 +157,10 @@ _SUPPORTED = (
 )
 
 
-def _hint(obj: Any, ref: ArtifactRef, err: SafeartError) -> str:
-    """What the user can do, for this artifact and this reason."""
+def _hint(err: SafeartError) -> str:
+    """What the user can do, for this reason: for a class that would not load back, the
+    rule to add where a flow sets it; otherwise the encoder's hint (which already tells a
+    library class without a codec from the user's own class with a custom ``__reduce__``)."""
     if isinstance(err, PolicyError) and not err.name.startswith("__main__."):
         return (
             f"if you trust {err.name}, allow it where the flow loads it: "
@@ -169,27 +168,7 @@ def _hint(obj: Any, ref: ArtifactRef, err: SafeartError) -> str:
             "file, or add it to allow = [...] in the $SAFEART_POLICY file / [tool.safeart] "
             "(readers of the artifact need the same rule)"
         )
-    at_root = err.path is not None and err.path == ref.name
-    if isinstance(err, EncodeError) and at_root and _from_library(type(obj)):
-        return (
-            f"{_type_name(obj)} comes from a library and safeart has no codec for it: store "
-            f"what it holds instead ({_SUPPORTED}) and rebuild it in code where it is used"
-        )
     return err.hint or f"store {_SUPPORTED}, or allowlisted classes"
-
-
-def _from_library(cls: type) -> bool:
-    """True for classes of the standard library and installed packages (code the flow's
-    author cannot give another ``__reduce__``)."""
-    module = sys.modules.get(cls.__module__)
-    if module is None or cls.__module__ == "__main__":
-        return False
-    file = getattr(module, "__file__", None)
-    if file is None:  # built into the interpreter
-        return True
-    roots = {sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    path = os.path.realpath(file)
-    return any(root and path.startswith(os.path.realpath(root) + os.sep) for root in roots)
 
 
 def _refusal(obj: Any, ref: ArtifactRef, err: SafeartError) -> EncodeError:
@@ -197,7 +176,7 @@ def _refusal(obj: Any, ref: ArtifactRef, err: SafeartError) -> EncodeError:
         f"strict mode: artifact {ref.name!r} of type {_type_name(obj)} cannot be stored "
         f"without pickle: {_reason(err)}",
         artifact=str(ref),
-        hint=_hint(obj, ref, err) + ", or leave strict mode so that Metaflow pickles it",
+        hint=_hint(err) + ", or leave strict mode so that Metaflow pickles it",
     )
     refusal.__cause__ = err
     return refusal
@@ -213,7 +192,7 @@ def _warn_fallback(obj: Any, ref: ArtifactRef, err: SafeartError) -> None:
         warnings.simplefilter("always", PickleFallbackWarning)
         warnings.warn_explicit(
             f"{ref} ({_type_name(obj)}) is stored with pickle: {_reason(err)}"
-            f"\n  hint: {_hint(obj, ref, err)}"
+            f"\n  hint: {_hint(err)}"
             "\n  (safeart.metaflow.strict() makes this an error)",
             PickleFallbackWarning,
             filename="safeart.metaflow",

@@ -35,7 +35,7 @@ class Celsius:
 """
 
 BLOG_FLOW = """
-import fractions
+import ipaddress
 
 import safeart.metaflow  # store artifacts with safeart
 from metaflow import FlowSpec, Parameter, current, retry, step
@@ -49,7 +49,7 @@ class BlogFlow(FlowSpec):
         torch.manual_seed(0)
         self.model = Net()
         self.inputs = torch.randn(3, 4)
-        self.ratio = fractions.Fraction(1, 3)  # safeart refuses: a library class, no codec
+        self.address = ipaddress.IPv4Address("10.0.0.1")  # safeart refuses: no codec for it
         self.temp = Celsius(21.5)  # safeart refuses: the flow's class has a custom __reduce__
         self.items = [1, 2, 3]
         self.next(self.a)
@@ -78,7 +78,7 @@ class BlogFlow(FlowSpec):
     def end(self):
         with torch.no_grad():
             self.check = self.model(self.inputs)
-        print("outputs", self.outputs.tolist(), self.ratio, self.temp)
+        print("outputs", self.outputs.tolist(), self.address, self.temp)
 
 
 if __name__ == "__main__":
@@ -176,7 +176,7 @@ def test_unsupported_artifacts_fall_back_to_pickle_with_one_warning_each(blog):
     env, result = blog
     for step in ("start", "end"):  # `end` re-saves what it read: still pickle
         info = _records(env, result.run_id, step)
-        assert info["ratio"]["encoding"] == info["temp"]["encoding"] == "pickle-v4", step
+        assert info["address"]["encoding"] == info["temp"]["encoding"] == "pickle-v4", step
     for internal in ("_foreach_stack", "_graph_info", "_transition", "name"):
         assert info[internal]["encoding"] == "pickle-v4", internal
     out = result.output
@@ -184,17 +184,17 @@ def test_unsupported_artifacts_fall_back_to_pickle_with_one_warning_each(blog):
     # re-saves what a step read, but those are the inherited artifacts, not new ones).
     warned = re.findall(r"PickleFallbackWarning: BlogFlow/\d+/(\w+)/\d+:(\w+) \(([\w.]+)\)", out)
     assert sorted(warned) == [
-        ("start", "ratio", "fractions.Fraction"),
+        ("start", "address", "ipaddress.IPv4Address"),
         ("start", "temp", "__main__.Celsius"),
     ]
-    assert "Fraction is rebuilt by calling Fraction(...)" in out
+    assert "IPv4Address is rebuilt by calling IPv4Address(...)" in out
     # The hint fits: a library class has no __reduce__ to drop, the flow's own class has.
-    ratio = out.split(":ratio (fractions.Fraction)", 1)[1].split("PickleFallbackWarning")[0]
-    assert "hint: fractions.Fraction comes from a library and safeart has no codec" in ratio
-    assert "__reduce__" not in ratio
-    temp = out.split(":temp (__main__.Celsius)", 1)[1].split("PickleFallbackWarning")[0]
+    address = out.split(":address (ipaddress.IPv4Address)", 1)[1].split("PickleFallback")[0]
+    assert "hint: safeart has no codec for ipaddress.IPv4Address" in address
+    assert "__reduce__" not in address
+    temp = out.split(":temp (__main__.Celsius)", 1)[1].split("PickleFallback")[0]
     assert "hint: drop the custom __reduce__" in temp
-    assert "outputs [[" in out and "1/3 Celsius(21.5)" in out  # `end` read both kinds
+    assert "outputs [[" in out and "10.0.0.1 Celsius(21.5)" in out  # `end` read both kinds
 
 
 def test_resume_reads_the_origin_runs_safeart_artifacts(blog):
@@ -277,7 +277,7 @@ def test_flows_without_the_import_are_stock_pickle(flow_env):
 
 
 STRICT_FLOW = """
-import fractions
+import ipaddress
 
 import safeart.metaflow
 from metaflow import FlowSpec, step
@@ -301,7 +301,7 @@ class StrictFlow(FlowSpec):
 
     @step
     def end(self):
-        self.report = {"ok": self.uppers, "when": [fractions.Fraction(1, 3)]}
+        self.report = {"ok": self.uppers, "when": [ipaddress.IPv4Address("10.0.0.1")]}
 
 
 if __name__ == "__main__":
@@ -315,7 +315,7 @@ def test_strict_mode_env_knob_fails_the_step_naming_artifact_type_and_reason(flo
     out = result.output
     assert f"StrictFlow/{result.run_id}/end/" in out and ":report: strict mode" in out
     assert "artifact 'report' of type builtins.dict cannot be stored without pickle" in out
-    assert "report['when'][0]" in out and "Fraction is rebuilt by calling" in out
+    assert "report['when'][0]" in out and "IPv4Address is rebuilt by calling" in out
     assert "Step end (task-id" in out and "failed" in out
     # Everything before `end` saved fine: user artifacts safeart, Metaflow's own pickle.
     info = _records(flow_env, result.run_id, "join", "StrictFlow")
@@ -375,8 +375,9 @@ def test_bad_blobs_fail_with_safeart_errors_never_pickle(flow_env):
     canary = flow_env.workdir / "canary"
     _overwrite_blob(flow_env, result.run_id, "weights", pickle.dumps(_Canary(canary), protocol=4))
     _, config = _raw_blob(flow_env, "TamperFlow", result.run_id, "start", "config")
-    assert b'\\"version\\":1' in config
-    newer = config.replace(b'\\"version\\":1', b'\\"version\\":9')
+    current = f'\\"version\\":{safeart.format.FORMAT_VERSION}'.encode()
+    assert current in config
+    newer = config.replace(current, b'\\"version\\":9')
     _overwrite_blob(flow_env, result.run_id, "config", newer)
 
     with flow_env.client() as mf:
