@@ -183,6 +183,110 @@ def build_case(name: str) -> Case | str:
     return case
 
 
+# -- the combinations the issue names -------------------------------------------------------
+def _fitted(name: str, estimator: Any, X: Any = None, y: Any = None) -> Case:
+    d = _data()
+    case = Case(name, estimator, d["X"] if X is None else X, d["y"] if y is None else y)
+    case.fit()
+    return case
+
+
+def _pipeline_forest() -> Case:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return _fitted("pipe", Pipeline([
+        ("scale", StandardScaler()),
+        ("forest", RandomForestClassifier(n_estimators=3, random_state=0))]))
+
+
+def _column_transformer() -> Case:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    d = _data()
+    mixed = np.empty((30, 3), dtype=object)
+    mixed[:, 0] = np.array(["red", "green", "blue"], dtype=object)[d["y"]]
+    mixed[:, 1:] = d["X"][:, :2]
+    return _fitted("ct", ColumnTransformer([
+        ("onehot", OneHotEncoder(dtype=np.float64), [0]),
+        ("scale", StandardScaler(), [1, 2])]), mixed)
+
+
+def _grid_search() -> Case:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    return _fitted("search", GridSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]},
+                                          cv=2))
+
+
+def _grid_search_over_estimators() -> Case:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    grid = {"model": [LogisticRegression(max_iter=200), DecisionTreeClassifier(max_depth=2)]}
+    return _fitted("search", GridSearchCV(Pipeline([("model", LogisticRegression())]), grid,
+                                          cv=2))
+
+
+def _hist_gradient_boosting(categorical: bool) -> Case:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X = _data()["X"].copy()
+    X[:, 0] = np.floor(np.abs(X[:, 0]) * 2)
+    return _fitted("hgb", HistGradientBoostingClassifier(
+        max_iter=5, min_samples_leaf=3, categorical_features=[0] if categorical else None,
+        random_state=0), X)
+
+
+def _kneighbors(algorithm: str) -> Case:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return _fitted("knn", KNeighborsClassifier(n_neighbors=3, algorithm=algorithm))
+
+
+def _pca() -> Case:
+    from sklearn.decomposition import PCA
+
+    return _fitted("pca", PCA(n_components=2))
+
+
+def _function_transformer() -> Case:
+    from sklearn.preprocessing import FunctionTransformer
+
+    return _fitted("log", FunctionTransformer(np.log1p), _data()["X_pos"])
+
+
+def _stacking() -> Case:
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    return _fitted("stack", StackingClassifier([
+        ("lr", LogisticRegression()), ("tree", DecisionTreeClassifier(max_depth=2))], cv=2))
+
+
+#: Fitted combinations beyond single default estimators, by a readable name.
+SCENARIOS: dict[str, Callable[[], Case]] = {
+    "Pipeline(StandardScaler, RandomForestClassifier)": _pipeline_forest,
+    "ColumnTransformer(OneHotEncoder on str, StandardScaler)": _column_transformer,
+    "GridSearchCV(LogisticRegression, C grid)": _grid_search,
+    "GridSearchCV(Pipeline, grid of estimators)": _grid_search_over_estimators,
+    "HistGradientBoostingClassifier": functools.partial(_hist_gradient_boosting, False),
+    "HistGradientBoostingClassifier(categorical_features)":
+        functools.partial(_hist_gradient_boosting, True),
+    "KNeighborsClassifier(kd_tree)": functools.partial(_kneighbors, "kd_tree"),
+    "KNeighborsClassifier(ball_tree)": functools.partial(_kneighbors, "ball_tree"),
+    "PCA(n_components=2)": _pca,
+    "FunctionTransformer(np.log1p)": _function_transformer,
+    "StackingClassifier(LogisticRegression, DecisionTree)": _stacking,
+}
+
+
 # -- comparison -----------------------------------------------------------------------------
 def assert_same(left: Any, right: Any, where: str = "") -> None:
     """Deep equality for estimator outputs and parameters: arrays exactly (NaN == NaN;

@@ -13,19 +13,12 @@ import functools
 
 import numpy as np
 import pytest
-from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
-from sklearn.ensemble import (HistGradientBoostingClassifier, RandomForestClassifier,
-                              StackingClassifier)
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
-from sklearn.decomposition import PCA
-from sklearn_estimators import (Case, assert_same, build_case, codec_states, estimator_names,
-                                tamper)
+from sklearn_estimators import (SCENARIOS, Case, assert_same, build_case, codec_states,
+                                estimator_names, tamper)
 
 import safeart
 from safeart.errors import EncodeError, FormatError
@@ -105,34 +98,21 @@ def test_estimator_round_trip(name: str) -> None:
     assert_round_trip(case)
 
 
-# -- the estimators the issue names ----------------------------------------------------------
-def _case(name: str, estimator: object, X: object = X, y: object = Y) -> Case:
-    case = Case(name, estimator, X, y)
-    case.fit()
-    return case
-
-
+# -- the combinations the issue names --------------------------------------------------------
 def test_random_forest_in_a_pipeline() -> None:
-    pipe = Pipeline([("scale", StandardScaler()),
-                     ("forest", RandomForestClassifier(n_estimators=3, random_state=0))])
-    assert_round_trip(_case("pipe", pipe))
+    assert_round_trip(SCENARIOS["Pipeline(StandardScaler, RandomForestClassifier)"]())
 
 
 @needs_object_arrays
 def test_column_transformer_with_one_hot_strings() -> None:
-    colors = np.array(["red", "green", "blue"], dtype=object)[Y]
-    mixed = np.empty((30, 3), dtype=object)
-    mixed[:, 0], mixed[:, 1:] = colors, X[:, :2]
-    ct = ColumnTransformer([("onehot", OneHotEncoder(dtype=np.float64), [0]),
-                            ("scale", StandardScaler(), [1, 2])])
-    case = _case("ct", ct, mixed, Y)
+    case = SCENARIOS["ColumnTransformer(OneHotEncoder on str, StandardScaler)"]()
     assert case.estimator.named_transformers_["onehot"].categories_[0].dtype == object
     assert_round_trip(case)
 
 
 def test_grid_search_keeps_cv_results_and_best_estimator() -> None:
-    search = GridSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, cv=2)
-    case = _case("search", search)
+    case = SCENARIOS["GridSearchCV(LogisticRegression, C grid)"]()
+    search = case.estimator
     back = round_trip(search, "search")
     assert_same(case.outputs(search), case.outputs(back), "search")
     assert_same(search.best_estimator_.coef_, back.best_estimator_.coef_, "best_estimator_")
@@ -146,9 +126,7 @@ def test_grid_search_keeps_cv_results_and_best_estimator() -> None:
 
 @needs_object_arrays
 def test_grid_search_over_estimators_keeps_object_masked_arrays() -> None:
-    pipe = Pipeline([("model", LogisticRegression())])
-    grid = {"model": [LogisticRegression(max_iter=200), DecisionTreeClassifier(max_depth=2)]}
-    search = _case("search", GridSearchCV(pipe, grid, cv=2)).estimator
+    search = SCENARIOS["GridSearchCV(Pipeline, grid of estimators)"]().estimator
     column = search.cv_results_["param_model"]
     assert isinstance(column, np.ma.MaskedArray) and column.dtype == object
     back = round_trip(search, "search")
@@ -157,21 +135,18 @@ def test_grid_search_over_estimators_keeps_object_masked_arrays() -> None:
     np.testing.assert_array_equal(back.predict(X), search.predict(X))
 
 
-@pytest.mark.parametrize("categorical", [None, [0]])
-def test_hist_gradient_boosting(categorical: list[int] | None) -> None:
-    Xc = X.copy()
-    Xc[:, 0] = np.floor(np.abs(Xc[:, 0]) * 2)
+@pytest.mark.parametrize("categorical", [False, True])
+def test_hist_gradient_boosting(categorical: bool) -> None:
     if categorical and not PARTIALS:
         pytest.xfail("its _preprocessor keeps a functools.partial(check_array, ...), which "
                      "safeart has no codec for yet (format-core's stdlib codecs)")
-    model = HistGradientBoostingClassifier(max_iter=5, min_samples_leaf=3,
-                                           categorical_features=categorical, random_state=0)
-    assert_round_trip(_case("hgb", model, Xc, Y))
+    name = "HistGradientBoostingClassifier" + ("(categorical_features)" if categorical else "")
+    assert_round_trip(SCENARIOS[name]())
 
 
 @pytest.mark.parametrize("algorithm", ["kd_tree", "ball_tree"])
 def test_kneighbors(algorithm: str) -> None:
-    case = _case("knn", KNeighborsClassifier(n_neighbors=3, algorithm=algorithm))
+    case = SCENARIOS[f"KNeighborsClassifier({algorithm})"]()
     back = round_trip(case.estimator, "knn")
     assert_round_trip(case)
     for got, want in zip(back._tree.get_arrays(), case.estimator._tree.get_arrays()):
@@ -179,21 +154,19 @@ def test_kneighbors(algorithm: str) -> None:
 
 
 def test_pca() -> None:
-    assert_round_trip(_case("pca", PCA(n_components=2)))
+    assert_round_trip(SCENARIOS["PCA(n_components=2)"]())
 
 
 def test_function_transformer_with_a_numpy_ufunc() -> None:
-    case = _case("log", FunctionTransformer(np.log1p), np.abs(X))
+    case = SCENARIOS["FunctionTransformer(np.log1p)"]()
     assert round_trip(case.estimator, "log").func is np.log1p
     assert_round_trip(case)
 
 
 def test_stacking_keeps_its_bunch() -> None:
-    stack = StackingClassifier([("lr", LogisticRegression()),
-                                ("tree", DecisionTreeClassifier(max_depth=2))], cv=2)
-    case = _case("stack", stack)
-    back = round_trip(stack, "stack")
-    assert type(back.named_estimators_) is type(stack.named_estimators_)
+    case = SCENARIOS["StackingClassifier(LogisticRegression, DecisionTree)"]()
+    back = round_trip(case.estimator, "stack")
+    assert type(back.named_estimators_) is type(case.estimator.named_estimators_)
     assert list(back.named_estimators_) == ["lr", "tree"]
     assert_round_trip(case)
 
