@@ -24,6 +24,9 @@ import safeart
 from safeart.errors import EncodeError, FormatError
 from safeart.format.codecs import sklearn as sklearn_codecs
 
+# deprecated estimators (PassiveAggressive*) warn in __new__, also when safeart rebuilds them
+pytestmark = pytest.mark.filterwarnings("ignore:Class .* is deprecated:FutureWarning")
+
 #: What the default policy does not allow and these tests need (each with why).
 ALLOW: tuple[safeart.Rule, ...] = (
     safeart.Rule("sklearn.multiclass._ConstantPredictor",
