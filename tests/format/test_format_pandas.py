@@ -70,6 +70,8 @@ SERIES: dict[str, Callable[[], pd.Series]] = {
     "str (pandas 3 default)": lambda: pd.Series(["a", "é", None, "", "日本", "x" * 5000, "🙂"]),
     "str[python], a lone surrogate": lambda: pd.Series(["\ud800", "a", None, "", "b", "c", "d"],
                                                      dtype=pd.StringDtype("python", np.nan)),
+    "str ending in NUL, all empty": lambda: pd.Series(["a\x00", "\x00", "", "b", None, "", "c"]),
+    "str all empty": lambda: pd.Series([""] * N),
     "string[python]": lambda: pd.Series(["a", None, "b", "", "c", "d", "🙂"],
                                         dtype="string[python]"),
     "category": lambda: pd.Series(pd.Categorical(["b", "a", None, "b", "c", "a", "a"])),

@@ -223,12 +223,30 @@ def _decode_strings(state: dict, where: str, length: int | None) -> Any:
     mask = _array(state["mask"], f"{where} mask", "bool", count)
     if offsets[0] != 0 or offsets[-1] != len(text) or (np.diff(offsets) < 0).any():
         raise FormatError(f"{where}: offsets are not increasing from 0 to the text length")
-    bounds = offsets.tolist()
-    values = np.fromiter(map(text.__getitem__, map(slice, bounds[:-1], bounds[1:])),
-                         dtype=object, count=count)
+    values = _split(text, offsets)
     storage, nan_na = _STRING_DTYPES[state["dtype"]]
     values[mask] = None
     return pd.array(values, dtype=_string_dtype(pd, storage, nan_na, where))
+
+
+def _split(text: str, offsets: np.ndarray) -> np.ndarray:
+    """The strings ``text[offsets[i]:offsets[i + 1]]`` as an object array (offsets checked).
+
+    When the longest string is at most twice the mean length, numpy builds them in C from a
+    padded UTF-32 array (about 3x faster than slicing in Python; the padding is bounded by
+    twice the text's own size). Strings ending in NUL, which numpy would strip, are sliced.
+    """
+    lengths = np.diff(offsets)
+    count, width = len(lengths), int(lengths.max(initial=0))
+    if width and width * count <= 2 * len(text) + 4096:
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+        if not (points[offsets[1:][lengths > 0] - 1] == 0).any():
+            padded = np.zeros((count, width), np.uint32)
+            padded[np.arange(width) < lengths[:, None]] = points
+            return padded.view(f"<U{width}").reshape(count).astype(object)
+    bounds = offsets.tolist()
+    return np.fromiter(map(text.__getitem__, map(slice, bounds[:-1], bounds[1:])),
+                       dtype=object, count=count)
 
 
 def _string_dtype(pd: Any, storage: str, nan_na: bool, where: str) -> Any:
