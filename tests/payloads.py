@@ -513,6 +513,22 @@ def _safetensors_polyglot(canary: Path) -> bytes:
     return body + b" " * (8 + int.from_bytes(head[:8], "little") - len(body))
 
 
+def _called_with(module: str, name: str, arg_ops: bytes) -> bytes:
+    """``module.name(<value arg_ops push>)``, protocol 4."""
+    return _p4(stack_global(module, name) + arg_ops + b"\x85R")
+
+
+def _huge_range() -> bytes:
+    return _call(stack_global("builtins", "range"), 2**31)  # lazy here; 2**31 items when built
+
+
+def _huge_reconstruct(canary: Path) -> bytes:
+    return _p4(stack_global("numpy._core.multiarray", "_reconstruct") + b"("
+               + stack_global("numpy", "ndarray") + fragment((2**40,)) + fragment(b"b") + b"tR")
+
+
+_ISSUE_12 = "resource exhaustion through an allowlisted callable, issue 12"
+
 _PTY = (b"(" + glob("pty", "spawn") + b"(Vtouch\nV{c}\ntp0\no.")
 
 SAMPLES: dict[str, Sample] = {
@@ -696,4 +712,30 @@ SAMPLES: dict[str, Sample] = {
         lambda c: b"\x80\x02N" + b"r\xf0\xff\xff\xff" + canary_reduce_pickle(c, 2)[2:],
         "LONG_BINPUT huge index (memory exhaustion) then payload"),
     "deep_gzip_nesting": Sample(_gz_nest(10), "10 nested gzip layers", expect="fail"),
+    # Allowlisted callables asked for more memory than exists (no code runs; the allocation
+    # is the attack). If one were ever loaded unbounded it would raise MemoryError or exhaust
+    # RAM: tests load them only under a memory cap (tests/hardening/test_call_bounds.py).
+    "bytes_huge_count_p2": Sample(
+        lambda c: b"\x80\x02" + _call(glob("__builtin__", "bytes"), 2**36) + b".",
+        f"bytes(2**36): 64 GiB from 20 bytes; {_ISSUE_12}", expect="fail"),
+    "bytearray_huge_count": Sample(
+        lambda c: _p4(_call(stack_global("builtins", "bytearray"), 2**36)),
+        f"bytearray(2**36); {_ISSUE_12}", expect="fail"),
+    "frozenset_of_huge_range": Sample(
+        lambda c: _called_with("builtins", "frozenset", _huge_range()),
+        f"frozenset(range(2**31)): ~128 GiB of ints; {_ISSUE_12}", expect="fail"),
+    "set_of_huge_range_p2": Sample(
+        lambda c: b"\x80\x02" + glob("builtins", "set") + glob("builtins", "range")
+        + fragment((2**31,)) + b"R\x85R.",
+        f"set(range(2**31)), protocol 2; {_ISSUE_12}", expect="fail"),
+    "torch_size_of_huge_range": Sample(
+        lambda c: _called_with("torch", "Size", _huge_range()),
+        f"torch.Size(range(2**31)); {_ISSUE_12}", expect="fail"),
+    "numpy_reconstruct_huge_shape": Sample(
+        _huge_reconstruct, f"numpy _reconstruct(ndarray, (2**40,), 'b'): 1 TiB; {_ISSUE_12}",
+        expect="fail"),
+    "torch_nn_linear_called": Sample(
+        lambda c: _p4(_call(stack_global("torch.nn.modules.linear", "Linear"), 2**17, 2**17)),
+        f"REDUCE of the allowed class nn.Linear(2**17, 2**17): __init__ allocates 64 GiB; "
+        f"{_ISSUE_12}", expect="fail"),
 }
