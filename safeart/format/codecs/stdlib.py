@@ -210,12 +210,19 @@ def _dec_bytearray(state: Any, version: int) -> bytearray:
 _FACTORY_TYPES = (type, types.FunctionType, types.BuiltinFunctionType)
 
 
-def _enc_defaultdict(d: collections.defaultdict) -> tuple:
-    return (d.default_factory, dict(d))
+def _fields(state: Any, keys: tuple[str, ...], what: str) -> tuple:
+    """The values of a dict state with exactly ``keys``, or a TypeError."""
+    if type(state) is not dict or state.keys() != set(keys):
+        raise TypeError(f"a {what} state must be a dict of {', '.join(keys)}")
+    return tuple(state[key] for key in keys)
+
+
+def _enc_defaultdict(d: collections.defaultdict) -> dict:
+    return {"factory": d.default_factory, "items": dict(d)}
 
 
 def _dec_defaultdict(state: Any, version: int) -> collections.defaultdict:
-    factory, items = _state(state, 2, "defaultdict")
+    factory, items = _fields(state, ("factory", "items"), "defaultdict")
     if factory is not None and not isinstance(factory, _FACTORY_TYPES):
         raise TypeError("a defaultdict factory must be None or a referenced function/class")
     if type(items) is not dict:
@@ -231,12 +238,12 @@ def _dec_counter(state: Any, version: int) -> collections.Counter:
     return counter
 
 
-def _enc_deque(d: collections.deque) -> tuple:
-    return (list(d), d.maxlen)
+def _enc_deque(d: collections.deque) -> dict:
+    return {"items": list(d), "maxlen": d.maxlen}
 
 
 def _dec_deque(state: Any, version: int) -> collections.deque:
-    items, maxlen = _state(state, 2, "deque")
+    items, maxlen = _fields(state, ("items", "maxlen"), "deque")
     if type(items) is not list or not (maxlen is None or type(maxlen) is int):
         raise TypeError("a deque state is (list items, int maxlen or None)")
     if maxlen is not None and not 0 <= len(items) <= maxlen:

@@ -185,14 +185,14 @@ class _Auditor:
             raise self.fail("'c' must be [module, qualname], both dotted identifiers", path)
         return c
 
-    def _class(self, node: dict, path: tuple, kind: str = "class") -> ClassRef:
+    def _class(self, node: dict, path: tuple, kind: str = "class", check: Any = None) -> ClassRef:
         """Check ``c`` and record it; a refused name is a problem (once per name)."""
         c = self._name(node, path)
         text_path = format_path(path, self.name)
         ref = ClassRef(c[0], c[1], text_path, kind)
         self.classes.append(ref)
-        check = {"class": self.policy.check_class, "codec": self.policy.check_codec,
-                 "reference": self.policy.check_reference}[kind]
+        check = check or {"class": self.policy.check_class, "codec": self.policy.check_codec,
+                          "reference": self.policy.check_reference}[kind]
         try:
             check(c[0], c[1], path=text_path)
         except PolicyError as exc:
@@ -312,7 +312,7 @@ class _Auditor:
         return children
 
     def _k_enum(self, node: dict, path: tuple, ident: Any) -> Children:
-        self._class(node, path)
+        self._class(node, path, check=self.policy.check_codec)  # cls(value): class or callable
         return self._pending(ident, [(node["v"], (path, ".value"))])
 
     def _k_val(self, node: dict, path: tuple, ident: Any) -> Children:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import FormatError, LimitExceeded, SafeartError
-from ...policy import Policy
+from ...policy import Policy, qualified_name
 from ..codecs import codec_named, type_name
 from ..container import ST_BY_NUMPY, Header, array_view, to_torch
 from .schema import EMPTY, KEY, STATE, format_path
@@ -261,9 +261,13 @@ class _Builder:
         return obj
 
     def _enum(self, node: dict, path: tuple) -> enum.Enum:
-        cls = self.resolve(node, path)
-        if not isinstance(cls, enum.EnumMeta):
-            raise self.fail(f"{cls.__qualname__} is not an Enum", path)
+        module, qualname = node["c"]
+        text_path = format_path(path, self.name)
+        self.policy.check_codec(module, qualname, path=text_path)  # a class or callable entry
+        cls = self.policy.resolve_reference(module, qualname, path=text_path)
+        wanted = self.policy.aliases_target(f"{module}.{qualname}")
+        if not isinstance(cls, enum.EnumMeta) or qualified_name(cls) != wanted:
+            raise self.fail(f"{wanted} is not an Enum class defined under that name", path)
         value = self.build(node["v"], (path, ".value"))
         try:
             member = cls(value)

@@ -364,7 +364,11 @@ class _Encoder:
             node["args"] = new_args
             self.pending.discard(id(obj))
         if state is not None:
-            node["state"] = self.encode(state, (path, STATE), depth + 1)
+            try:
+                node["state"] = self.encode(state, (path, STATE), depth + 1)
+            except EncodeError as exc:
+                exc.hint = _STATE_HINTS.get(type_name(cls), exc.hint)
+                raise
         return node
 
 
@@ -408,6 +412,13 @@ _ALTERNATIVES = {
     "numpy.random.mtrand.RandomState": "store rs.get_state(legacy=False) (a plain dict)",
     "numpy.ma.core.MaskedArray": "store .data and .mask as two arrays",
     "re.Pattern": "store pattern.pattern and pattern.flags",
+}
+_LAMBDA_LR = ("store sched.state_dict() instead (it leaves the functions out), rebuild the "
+              "scheduler in code with the same function and call load_state_dict on it")
+#: Library classes whose state can hold what cannot be stored, and what to store instead.
+_STATE_HINTS = {
+    "torch.optim.lr_scheduler.LambdaLR": _LAMBDA_LR,
+    "torch.optim.lr_scheduler.MultiplicativeLR": _LAMBDA_LR,
 }
 _LIBRARY_DIRS = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib",
                                                                "purelib", "platlib")})
