@@ -12,8 +12,12 @@ Metaflow's own reads while enforcement is on)::
    load with an :class:`~safeart.errors.UnsafeArtifactError` that carries the scan result,
    names the artifact and tells the user what to add to the allowlist, if anything;
 3. otherwise :func:`safeart.unpickle.restricted_loads` unpickles *the very same bytes
-   object* under the same policy. Whatever fails there raises; nothing ever falls back to
-   an unrestricted ``pickle.loads``.
+   object* under the same policy (handed this scan, it does not scan again). Whatever fails
+   there raises; nothing ever falls back to an unrestricted ``pickle.loads``.
+
+The scan is what bounds calls the restricted unpickler cannot intercept: a ``REDUCE`` of an
+allowed *class* runs its ``__init__`` (``nn.Linear(2**17, 2**17)`` allocates 64 GiB), which
+the scan grades ``unknown`` (kind ``resource``) unless a ``callable`` entry admits the call.
 
 The module is free of Metaflow and torch imports so that Metaflow's extension can use it
 in every process without side effects (importing ``safeart.metaflow`` would opt a flow in to
@@ -91,7 +95,8 @@ def load_pickle(
     result = scan_bytes(data, policy=policy, name=artifact or "<bytes>")
     result.findings[:0] = list(findings)
     refuse_unless_clean(result, policy, artifact)
-    return restricted_loads(data, policy=policy, artifact=artifact, device=device)
+    return restricted_loads(data, policy=policy, artifact=artifact, device=device,
+                            scanned=result)
 
 
 def make_policy(policy: Policy | None, allow: Iterable[AllowSpec] = ()) -> Policy:
@@ -177,6 +182,11 @@ def _hint(result: "ScanResult", policy: Policy) -> str:
     ):
         missing = sorted({f.name for f in result.findings})
         return "\n  ".join(policy.how_to_allow(name) for name in missing)
+    calls = sorted({f.name for f in result.findings if f.kind == "resource"})
+    if calls:
+        from .scan.calls import resource_hint
+
+        return "\n  ".join(f"{name}: {resource_hint(policy, name)}" for name in calls)
     return (
         "the artifact is malformed, truncated, changed in its store or too large for the "
         "policy's limits; re-create it, or inspect it with `safeart scan`"

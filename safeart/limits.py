@@ -43,6 +43,12 @@ class Limits:
     max_nesting: int = 8
     #: Most members scanned inside one archive.
     max_archive_members: int = 100_000
+    #: Most memory one allowlisted call may ask for from its arguments (``bytes(n)``,
+    #: ``bytearray(n)``, ``frozenset(range(n))``, array shapes; see
+    #: :mod:`safeart.scan.calls`). Data a pickle carries itself (tensor storages, array
+    #: bytes, ``bytearray(b"...")``) is bounded by ``max_scan_bytes`` and never charged here,
+    #: so this does not limit model size: real pickles call reconstructors with empty shapes.
+    max_alloc_bytes: int = 4 * _GiB
 
     def updated(self, values: Mapping[str, Any]) -> "Limits":
         """Return a copy with ``values`` applied; unknown names or non-positive values fail."""

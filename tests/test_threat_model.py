@@ -14,8 +14,8 @@ import pytest
 
 import safeart
 from safeart import guard
-from safeart.errors import ConfigError, PolicyError
-from safeart.policy import Policy
+from safeart.errors import ConfigError, PolicyError, UnsafeArtifactError
+from safeart.policy import Policy, Rule, qualified_name
 from safeart.unpickle import restricted_loads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,14 +67,18 @@ class _CallRecorder:
         return (Recorder, (10**6, 10**6))
 
 
-def test_manifest_never_calls_init_but_a_pickle_calls_allowed_classes() -> None:
+def test_manifest_never_calls_init_and_a_pickle_calls_only_callable_entries() -> None:
     blob = safeart.dumps(Recorder(1))
     Recorder.calls.clear()
     rebuilt = safeart.loads(blob, allow=[Recorder])
     assert rebuilt.args == (1,) and Recorder.calls == []  # __new__ + state only
 
     data = pickle.dumps(_CallRecorder(), protocol=4)  # built, never loaded with pickle
-    loaded = guard.load_pickle(data, policy=Policy(allow=[Recorder]))  # scan clean, then load
+    with pytest.raises(UnsafeArtifactError, match="'class' entry is called"):
+        guard.load_pickle(data, policy=Policy(allow=[Recorder]))  # the scan grades the call
+    assert Recorder.calls == []
+    entry = Rule(qualified_name(Recorder), "test: records its arguments", "callable")
+    loaded = guard.load_pickle(data, policy=Policy(allow=[entry]))  # scan clean, then load
     assert type(loaded) is Recorder and Recorder.calls == [(10**6, 10**6)]
 
 

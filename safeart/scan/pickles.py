@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..policy import Grade, Verdict
+from .calls import CallGrader
 from .context import ScanContext
 from .joblib_arrays import UNDECIDED, WrapperRecord, plan
 from .stubs import GuardedReader, StubUnpickler, compat_name, stub_name
@@ -237,6 +238,7 @@ class _Hooks:
         # Work done once per object, however often the memo hands it out again (a payload
         # called 2,000 times, one string encoded 2,000 times): id -> (object, result).
         self._once: dict[int, tuple[Any, Any]] = {}
+        self.called = CallGrader(ctx, loc).called  # every call: what it may allocate
 
     def _offset_of(self, data: bytes | bytearray) -> int | None:
         lits = self.walker.byte_literals

@@ -22,6 +22,8 @@ KINDS = {
     "nested": "a nested payload that cannot be scanned (or its scan failed)",
     "malformed": "the pickle or container is broken; what follows the break is unknown",
     "limit": "a resource limit was hit; the rest was not analysed",
+    "resource": "an allowlisted global is called with arguments that allocate more than the "
+    "limits allow, or called although its entry admits no call (a class's __init__ runs)",
     "differential": "bytes that CPython's unpicklers or scanners would read differently",
     "persistent-id": "a persistent id whose meaning is up to the loader",
     "trailing": "data after the end of a pickle or archive that is not a known structure",

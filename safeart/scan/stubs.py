@@ -5,8 +5,10 @@ stubs*, so CPython's real parser runs (no parser differential with the victim's 
 nothing named in the pickle is ever imported or called. Stubs are classes (NEWOBJ requires a
 type) of :class:`_StubMeta`; calling one, ``__new__``, ``__setstate__``, ``append``,
 ``extend``, ``add`` and ``__setitem__`` all accept anything and keep nothing. Every call
-returns the one shared :data:`Opaque` stub, so memo and DUP tricks cannot make the scanner
-allocate more than the unpickler itself does.
+returns the one shared :data:`Opaque` stub (or a lazy ``range``), so memo and DUP tricks cannot
+make the scanner allocate more than the unpickler itself does. Every call is reported to
+:meth:`Hooks.called` with its real literal arguments, which grades what it may allocate
+(:mod:`safeart.scan.calls`).
 
 A few stubs act, through :class:`Hooks`: ``torch.storage._load_from_bytes`` hands its bytes
 argument to a nested scan, ``joblib``'s ``NumpyArrayWrapper`` skips (or scans) the inline
@@ -34,12 +36,14 @@ from typing import Any, Protocol
 from .joblib_arrays import DTypeRecord, WrapperRecord
 from .walker import ImportOp, Walker
 
-__all__ = ["Hooks", "FindClassCall", "GuardedReader", "StubUnpickler", "Opaque", "stub_name"]
+__all__ = ["Hooks", "FindClassCall", "GuardedReader", "StubUnpickler", "Opaque", "UNNAMED",
+           "stub_name"]
 
 _HOOKS: contextvars.ContextVar["Hooks"] = contextvars.ContextVar("safeart_scan_hooks")
 #: Size of what CPython reads in place of a large bytes literal (:class:`GuardedReader`).
 STAND_IN_SIZE = 24
-#: Distinct stub classes per unpickler; past this, imports share the anonymous stub.
+#: Distinct stub classes shared by all runs, and again per run; past both, imports share
+#: :data:`UNNAMED`.
 _MAX_NAMED_STUBS = 10_000
 
 
@@ -59,6 +63,12 @@ class Hooks(Protocol):
     def encode_latin1(self, text: str) -> bytes:
         """``_codecs.encode(text, 'latin1')``: one bytes object per string object, so calls
         repeated through the memo cannot multiply memory."""
+
+    def called(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+               new: bool) -> Any:
+        """The stub for ``name`` is called (``new``: as ``cls.__new__(cls, *args)``, by
+        NEWOBJ/NEWOBJ_EX/OBJ/INST without arguments); returns the value the call stands
+        for when the scanner models it (``range(...)``), else None."""
 
 
 class _StubMeta(type):
@@ -104,6 +114,8 @@ def _make(name: str, role: str = "") -> type:
 
 #: What every call on a stub returns.
 Opaque: type = _make("<result of a call>")
+#: What an import gets past the stub capacity (its name is lost); calling it is graded.
+UNNAMED: type = _make("<unnamed import>")
 
 _ROLES = {
     "torch.storage._load_from_bytes": "load-from-bytes",
@@ -123,6 +135,9 @@ class _JoblibArray(WrapperRecord):
 
 
 def _act(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], new: bool) -> Any:
+    modelled = _HOOKS.get().called(cls._sa_name, args, kwargs, new)  # type: ignore[attr-defined]
+    if modelled is not None:
+        return modelled
     role = cls._sa_role  # type: ignore[attr-defined]
     if role == "load-from-bytes":
         _HOOKS.get().load_from_bytes(args, kwargs)
@@ -290,15 +305,18 @@ _STUBS: dict[str, type] = {}
 _EAGER_MAX = 1 << 20
 
 
-def _stub(full: str) -> type:
-    stub = _STUBS.get(full)
+def _stub(full: str, local: dict[str, type]) -> type:
+    """The stub for ``full``: shared by every run up to the capacity, then made per run (up
+    to the capacity again: a busy process keeps naming what it calls), then :data:`UNNAMED`."""
+    stub = _STUBS.get(full) or local.get(full)
     if stub is None:
-        if len(_STUBS) >= _MAX_NAMED_STUBS:
-            return Opaque
+        cache = _STUBS if len(_STUBS) < _MAX_NAMED_STUBS else local
+        if len(cache) >= _MAX_NAMED_STUBS:
+            return UNNAMED
         role = _ROLES.get(full, "")
         if not role and full.startswith("torch.") and full.endswith("Storage"):
             role = "storage-type"
-        stub = _STUBS[full] = _make(full, role)
+        stub = cache[full] = _make(full, role)
     return stub
 
 
@@ -357,4 +375,4 @@ class StubUnpickler:
         op = next((o for o in self._ops if o.calls_find_class), None)
         resolved = compat_name(module, name, op.proto if op else 0)
         self.calls.append(FindClassCall(module, name, resolved, op))
-        return _stub(".".join(resolved))
+        return _stub(".".join(resolved), self.__dict__.setdefault("_stubs", {}))

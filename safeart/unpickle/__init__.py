@@ -5,15 +5,35 @@ scanned and nothing above "allowed" was found; they are then unpickled by CPytho
 ``pickle.Unpickler`` whose ``find_class`` admits only globals the :class:`~safeart.Policy`
 allows, after checking the imported object is exactly the one the rule names.
 
+Every restricted load is scanned first
+    :func:`restricted_loads` runs :func:`safeart.scan.scan_bytes` on the very bytes it loads,
+    with the same policy, unless its caller hands it the scan of those bytes it just made
+    (``scanned=``: :func:`safeart.guard.load_pickle` does, and every public loader goes
+    through that: :func:`safeart.load`, :func:`safeart.export`, :func:`safeart.convert`,
+    :mod:`safeart.metaflow.loader` and Metaflow's reads under enforcement,
+    ``metaflow_extensions/safeart/plugins/safeart_enforce.py``). The guard refuses any finding;
+    :func:`restricted_loads` itself enforces what ``find_class`` cannot see: a global the
+    scan found called beyond what its entry or ``Limits`` admit (kind ``resource``) is
+    refused when the load resolves it, and bytes the scan could not analyse (``limit``,
+    ``error``) are refused before loading. Import grades are left to ``find_class``, which
+    enforces them exactly.
+
 What an allowed global can still do
     A pickle does more with a global than a safeart manifest does with a class. The
     manifest format only does ``cls.__new__`` plus state. A pickle may *call* any allowed
-    global with arguments of its choosing (REDUCE), classes included, so an allowed class's
-    ``__init__`` runs (``nn.Linear(10**6, 10**6)`` allocates terabytes: a denial of service,
-    though no foreign code runs); it may call ``__setstate__``, ``append``/``extend``,
-    ``add`` and ``__setitem__`` on objects built from allowed globals, and set attributes
-    (BUILD) on allowed classes and functions themselves. Only add classes to a policy whose
-    constructors and setters do nothing but build plain state.
+    global with arguments of its choosing (REDUCE). Calling a ``class`` (or ``reference``)
+    entry runs its ``__init__`` (``nn.Linear(2**17, 2**17)`` allocates 64 GiB: a denial of
+    service, though no foreign code runs); the C unpickler lets no one intercept that call
+    without breaking NEWOBJ, which needs the real class, so the scan grades it (kind
+    ``resource``) and the load is refused: only a ``callable`` entry admits a call. Allowed
+    callables that allocate from their arguments (``bytes(n)``, ``frozenset(range(n))``,
+    array shapes) are handed out bounded (:mod:`safeart.unpickle.bounded`): they raise
+    :class:`~safeart.errors.LimitExceeded` past ``Limits.max_alloc_bytes`` before
+    allocating, scanned or not. A pickle may also call ``__setstate__``, ``append``/
+    ``extend``, ``add`` and ``__setitem__`` on objects built from allowed globals, and set
+    attributes (BUILD) on allowed classes and functions themselves. Only add classes to a
+    policy whose setters do nothing but build plain state, and callables whose calls do
+    nothing but build plain values.
 
 Why not torch's ``weights_only`` unpickler
     ``torch.load(weights_only=True)`` reads torch's own files; its Python unpickler rejects
@@ -37,11 +57,17 @@ else raised while rebuilding objects is wrapped in a FormatError naming the arti
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import FormatError
+from ..errors import FormatError, LimitExceeded
 from ..policy import Policy, policy_from_env
+from ..scan.stubs import UNNAMED, stub_name
 from .restricted import LoadSession, RestrictedUnpickler, load_one
+
+_UNNAMED = stub_name(UNNAMED)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..scan import ScanResult
 
 __all__ = ["restricted_loads"]
 
@@ -52,8 +78,9 @@ def restricted_loads(
     policy: Policy | None = None,
     artifact: str | None = None,
     device: Any = None,
+    scanned: "ScanResult | None" = None,
 ) -> Any:
-    """Unpickle ``data`` admitting only the globals ``policy`` allows.
+    """Scan ``data``, then unpickle it admitting only the globals ``policy`` allows.
 
     Args:
         data: One complete pickle (any protocol), e.g. a Metaflow ``pickle-v4`` artifact
@@ -64,6 +91,8 @@ def restricted_loads(
         artifact: Where the bytes came from, named in every error.
         device: Where tensors' storages are placed (``"cuda:0"``, a ``torch.device``),
             like ``torch.load``'s ``map_location``; the CPU if None.
+        scanned: The scan of these very bytes under this very policy, when the caller has
+            just made it (:func:`safeart.guard.load_pickle`); scanned here otherwise.
 
     Returns:
         The unpickled object. Tensors' storages are rebuilt on the CPU, then moved to
@@ -72,9 +101,17 @@ def restricted_loads(
     Raises:
         PolicyError: a global (or a persistent id) is not allowed; nothing it names ran.
         FormatError: the bytes are not a valid pickle, or rebuilding an object failed.
-        LimitExceeded: nested torch payloads deeper than ``Limits.max_nesting``.
+        LimitExceeded: the scan found a call that allocates more than ``Limits`` allow (or
+            of a ``class`` entry), an allowed callable was asked for more than
+            ``Limits.max_alloc_bytes``, or nested torch payloads are deeper than
+            ``Limits.max_nesting``.
     """
-    session = LoadSession(policy if policy is not None else policy_from_env(), artifact, device)
+    policy = policy if policy is not None else policy_from_env()
+    if scanned is None:
+        from ..scan import scan_bytes
+
+        scanned = scan_bytes(data, policy=policy, name=artifact or "<bytes>")
+    session = LoadSession(policy, artifact, device, _unbounded_calls(scanned, artifact))
     size = memoryview(data).nbytes
     stream = io.BytesIO(data)
 
@@ -85,3 +122,22 @@ def restricted_loads(
         return result
 
     return session.guard("pickle", load)
+
+
+def _unbounded_calls(scanned: "ScanResult", artifact: str | None) -> dict[str, str]:
+    """The callables ``scanned`` found called beyond what Limits or their entry admit
+    (kind ``resource``), by name, to be refused when the load resolves them. Raises for
+    bytes the scan could not analyse (``limit``, ``error``): what they call is not known."""
+    calls: dict[str, str] = {}
+    for finding in scanned.findings:
+        if finding.kind == "resource" and finding.name != _UNNAMED:
+            calls.setdefault(finding.name, finding.reason)
+        elif finding.kind in ("resource", "limit", "error"):
+            error = FormatError if finding.kind == "error" else LimitExceeded
+            raise error(
+                f"pickle refused before loading: {finding.kind} {finding.name}: {finding.reason}",
+                artifact=artifact,
+                hint="the scan of these bytes could not bound what they call; inspect them with "
+                "`safeart scan`, and raise Limits only for artifacts you trust",
+            )
+    return calls

@@ -7,7 +7,9 @@ Everything a pickle can import goes through :meth:`LoadSession.resolve`, which
 2. grades that name with the policy and refuses anything not ``allowed``;
 3. imports the object and checks it is what the allow rule names (see :func:`_resolve_callable`
    and :meth:`~safeart.policy.Policy.resolve_class`);
-4. swaps ``torch.storage._load_from_bytes`` for safeart's restricted torch-stream reader.
+4. swaps ``torch.storage._load_from_bytes`` for safeart's restricted torch-stream reader, and
+   hands out allowed callables that allocate from their arguments bounded
+   (:mod:`safeart.unpickle.bounded`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import importlib
 import io
 import pickle
 import reprlib
-from typing import Any, Callable, NoReturn, TypeVar
+from typing import Any, Callable, Mapping, NoReturn, TypeVar
 
 from ..errors import FormatError, LimitExceeded, PolicyError, SafeartError
 from ..policy import Grade, Policy
+from ..scan.calls import resource_hint
 from ..scan.walker import Walker
+from .bounded import bounded
 
 __all__ = ["LoadSession", "RestrictedUnpickler", "load_one"]
 
@@ -107,21 +111,26 @@ class LoadSession:
     streams): the policy, the artifact name, the target device of tensor storages, the
     nesting depth and the first refusal.
 
-    A refusal is remembered so that an allowed callable that catches the
-    :class:`~safeart.errors.PolicyError` cannot make the load succeed regardless.
+    A refusal (a :class:`~safeart.errors.PolicyError`, or the
+    :class:`~safeart.errors.LimitExceeded` of a bounded call) is remembered so that an
+    allowed callable that catches it cannot make the load succeed regardless.
     """
 
-    def __init__(self, policy: Policy, artifact: str | None, device: Any = None) -> None:
+    def __init__(self, policy: Policy, artifact: str | None, device: Any = None,
+                 unbounded: Mapping[str, str] | None = None) -> None:
         self.policy = policy
         self.artifact = artifact
         self.device = device
+        #: Globals the scan found called beyond what their entry or the limits admit (a
+        #: class's __init__, which no find_class can intercept) -> why; refused on resolve.
+        self.unbounded = dict(unbounded or {})
         self.depth = 0
-        self.refusal: PolicyError | None = None
+        self.refusal: SafeartError | None = None
 
     def _tag(self, error: SafeartError) -> SafeartError:
         return error.with_artifact(self.artifact) if self.artifact else error
 
-    def refuse(self, error: PolicyError) -> NoReturn:
+    def refuse(self, error: SafeartError) -> NoReturn:
         """Record ``error`` as this load's refusal (the first one wins) and raise it."""
         self._tag(error)
         if self.refusal is None:
@@ -174,9 +183,12 @@ class LoadSession:
                     hint="remove the alias; name the callable itself in allow=",
                 )
             else:
-                obj = _resolve_callable(self.policy, module, name)
+                obj = bounded(full, _resolve_callable(self.policy, module, name), self)
         except PolicyError as error:
             self.refuse(error)
+        if full in self.unbounded:
+            self.refuse(LimitExceeded(f"pickle global {full} refused: {self.unbounded[full]}",
+                                      hint=resource_hint(self.policy, full)))
         if _own_name(obj) == TORCH_LOAD_FROM_BYTES:
             return self.torch_load_from_bytes
         return obj
@@ -272,10 +284,15 @@ def load_one(
 
 def _check_limits(stream: io.BytesIO, start: int, session: LoadSession) -> None:
     """Walk the pickle first (no objects built): CPython allocates its memo table up to
-    the largest index a PUT names, so nine bytes can ask for gigabytes."""
+    the largest index a PUT names, so nine bytes can ask for gigabytes; and it allocates a
+    bytes literal's declared size before reading it, so five bytes can ask for 4 GiB
+    (``BINBYTES``) that the data does not hold."""
     data = stream.getvalue()  # the BytesIO's own buffer, not a copy
     walker = Walker(data, start, len(data), session.policy.limits)
     walker.finish()
     if walker.limit:
         raise LimitExceeded(f"pickle refused before loading: {walker.limit}",
                             hint="raise Limits only for artifacts you trust")
+    if walker.error and "past the end of the data" in walker.error:  # the walker's wording
+        raise FormatError(f"pickle refused before loading: {walker.error}",
+                          hint="the bytes are truncated or crafted; re-create the artifact")

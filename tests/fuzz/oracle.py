@@ -15,6 +15,10 @@ imports that the scanner neither graded nor reported is a scanner bypass.
 :class:`Watch` is an audit hook (installed once per process, armed only inside ``with``) that
 records process, exec, network and write-open events and imports of modules not explicitly
 expected: "nothing executed", checked by the interpreter itself.
+
+:class:`MemoryWatch` notices an input that made the process allocate more than a bound (its
+peak RSS grew past it, or an allocation failed with ``MemoryError``, however wrapped), and
+:func:`cap_address_space` makes such an allocation fail instead of taking the machine down.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import io
 import lzma
 import os
 import pickle
+import resource
 import sys
 import tarfile
 import zipfile
@@ -36,7 +41,8 @@ from safeart.scan import ScanResult
 from safeart.scan.stubs import compat_name
 from safeart.scan.walker import Walker
 
-__all__ = ["victim_imports", "unreported", "Watch", "Executed"]
+__all__ = ["victim_imports", "unreported", "Watch", "Executed", "MemoryWatch", "Exhausted",
+           "cap_address_space"]
 
 #: Largest layer the victim model decompresses or extracts (the fuzzer's inputs are small).
 MAX_LAYER = 16 << 20
@@ -281,3 +287,60 @@ def _importing() -> bool:
 def _short(args: tuple[Any, ...]) -> str:
     text = repr(args)
     return text if len(text) < 200 else text[:200] + "...)"
+
+
+# -- memory --------------------------------------------------------------------------------
+class Exhausted(AssertionError):
+    """An input made the process allocate more than the bound allows."""
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+class MemoryWatch:
+    """``with MemoryWatch(bound) as memory: ...`` (pass any caught error to ``saw``), then
+    ``memory.check()``: raises :class:`Exhausted` when the peak RSS grew by more than
+    ``bound`` bytes inside, or a ``MemoryError`` was raised (and wrapped by safeart).
+
+    The peak only grows, so an input is reported when it allocates past every earlier one
+    by more than ``bound``: in a fresh fuzzing process, past the bound.
+    """
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.grew = 0
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> "MemoryWatch":
+        self.error = None
+        self._before = _peak_rss()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.grew = _peak_rss() - self._before
+
+    def saw(self, error: BaseException) -> None:
+        """Note an error the code under test raised (its causes are searched)."""
+        while error is not None and self.error is None:
+            if isinstance(error, MemoryError) or "MemoryError" in str(error):
+                self.error = error
+            error = error.__cause__ or error.__context__  # type: ignore[assignment]
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise Exhausted(f"an allocation failed (past the address-space cap or the RAM): "
+                            f"{str(self.error)[:300]}")
+        if self.grew > self.bound:
+            raise Exhausted(f"peak RSS grew by {self.grew >> 20} MiB, more than "
+                            f"{self.bound >> 20} MiB")
+
+
+def cap_address_space(headroom: int) -> None:
+    """Let this process map at most ``headroom`` bytes more than it does now (an allocation
+    past it raises MemoryError instead of exhausting the machine's RAM)."""
+    with open("/proc/self/status") as status:
+        vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    soft = vm + headroom if hard == resource.RLIM_INFINITY else min(vm + headroom, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

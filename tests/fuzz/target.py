@@ -42,6 +42,10 @@ def main(argv: list[str]) -> None:
             importlib.import_module(module)
         from . import targets
     targets.warm_up(name, _inputs(argv[2:]))
+    if name == "unpickle":  # an unbounded allocation fails (reported) instead of eating RAM
+        from .oracle import cap_address_space
+
+        cap_address_space(4 * targets.MEMORY_BOUND)
     target = targets.TARGETS[name]
     atheris.Setup([argv[0], *argv[2:]], target)
     atheris.Fuzz()

@@ -7,9 +7,14 @@ Each target takes the fuzzer's bytes and raises (a crash for atheris) on a bug:
 * an import a victim unpickler performs that a scan not graded dangerous did not report
   (a bypass);
 * anything executed (:class:`~tests.fuzz.oracle.Watch`): a process, an exec, a write, or an
-  import of a module the entry point has no business importing.
+  import of a module the entry point has no business importing;
+* a restricted load that allocates more than its limits allow
+  (:class:`~tests.fuzz.oracle.MemoryWatch`: an allowlisted call such as ``bytes(n)`` or
+  ``frozenset(range(n))`` past ``Limits.max_alloc_bytes``, which the unpickle target sets low;
+  the atheris entry caps the address space so that such a call fails instead of eating RAM).
 
-Hangs and memory blow-ups are caught by the fuzzer itself (``-timeout``, ``-rss_limit_mb``).
+Hangs and other memory blow-ups are caught by the fuzzer itself (``-timeout``,
+``-rss_limit_mb``).
 """
 
 from __future__ import annotations
@@ -22,16 +27,21 @@ import tempfile
 from typing import Callable, Iterable
 
 import safeart
-from safeart import Policy, SafeartError
+from safeart import Limits, Policy, SafeartError
 from safeart.policy import load_policy
 from safeart.scan import scan_bytes
 from safeart.unpickle import restricted_loads
 
-from .oracle import Watch, unreported
+from .oracle import MemoryWatch, Watch, unreported
 
 __all__ = ["TARGETS", "Bug", "warm_up"]
 
 POLICY = Policy()
+#: The unpickle target's policy: the defaults, with a low allocation limit so that a call
+#: allocating past it stands out from a load's ordinary memory use.
+UNPICKLE_POLICY = Policy(limits=Limits(max_alloc_bytes=16 << 20))
+#: Peak RSS growth (bytes) one restricted load may cause: several bounded calls plus slack.
+MEMORY_BOUND = 4 * UNPICKLE_POLICY.limits.max_alloc_bytes + (64 << 20)
 #: Modules whose lazy import by safeart itself is expected (a load may build numpy or torch
 #: objects).
 _SAFEART_LAZY = ("safeart", "numpy", "torch")
@@ -84,13 +94,15 @@ def fuzz_scan(data: bytes) -> None:
 
 
 def fuzz_unpickle(data: bytes) -> None:
-    """``restricted_loads`` returns or raises SafeartError, importing only allowlisted modules."""
-    with Watch(_UNPICKLE_MODULES) as watch:
+    """``restricted_loads`` (scan, then the restricted unpickler) returns or raises
+    SafeartError, importing only allowlisted modules and allocating within its limits."""
+    with Watch(_UNPICKLE_MODULES) as watch, MemoryWatch(MEMORY_BOUND) as memory:
         try:
-            restricted_loads(data, policy=POLICY, artifact="fuzz")
-        except SafeartError:
-            pass
+            restricted_loads(data, policy=UNPICKLE_POLICY, artifact="fuzz")
+        except SafeartError as error:
+            memory.saw(error)
     watch.check()
+    memory.check()
 
 
 _PROBE_PICKLE = pickle.dumps({"a": [1, 2.5, "x"], "b": (None, True)}, protocol=4)
