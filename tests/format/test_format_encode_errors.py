@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import collections
+import array
+import datetime
 import functools
 import os
 import re
@@ -121,3 +122,21 @@ def test_nothing_partial_is_written(tmp_path: Any) -> None:
     with pytest.raises(EncodeError):
         safeart.save_file({"ok": torch.ones(3), "bad": lambda: 0}, path)
     assert not path.exists()
+
+
+class Day(datetime.date):
+    pass
+
+
+@pytest.mark.parametrize("value, hint", [
+    (CustomReduce(), "drop the custom __reduce__"),  # the user's own class
+    (Day(2020, 1, 1), "safeart stores exact datetime.date values (codec datetime.date), not "
+                      "subclasses"),
+    (torch.Generator(), "generator.get_state()"),
+    (re.compile("x"), "pattern.pattern"),
+    (array.array("i", [1]), "safeart has no codec for array.array: store its data"),
+])
+def test_refusal_hints_fit_the_class(value: Any, hint: str) -> None:
+    err = refusal({"x": value})
+    assert err.path == "['x']" and hint in err.hint
+    assert ("__reduce__" in err.hint) == isinstance(value, CustomReduce)
