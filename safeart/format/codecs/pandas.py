@@ -444,13 +444,52 @@ def _decode_frame(state: Any, version: int) -> Any:
     return _set_flags(frame, state, "pandas.DataFrame")
 
 
+# -- scalars (Series names, object columns) ------------------------------------------------------
+def _encode_timestamp(value: Any) -> dict:
+    tz = None if value.tz is None else _encode_tz(value.tz, "Timestamp")
+    return {"value": int(value.asm8.view("i8")), "unit": value.unit, "tz": tz}
+
+
+def _decode_timestamp(state: Any, version: int) -> Any:
+    _check_version(version, "pandas.Timestamp")
+    _fields(state, "pandas.Timestamp", {"value": int, "unit": str, "tz": (dict, type(None))})
+    if state["unit"] not in _UNITS:
+        raise FormatError(f"pandas.Timestamp: unit {state['unit'][:20]!r} is not one of {_UNITS}")
+    value = _pd().Timestamp(np.datetime64(state["value"], state["unit"]))  # UTC if tz-aware
+    if state["tz"] is None:
+        return value
+    return value.tz_localize("UTC").tz_convert(_decode_tz(state["tz"], "pandas.Timestamp tz"))
+
+
+def _encode_timedelta(value: Any) -> dict:
+    return {"value": int(value.asm8.view("i8")), "unit": value.unit}
+
+
+def _decode_timedelta(state: Any, version: int) -> Any:
+    _check_version(version, "pandas.Timedelta")
+    _fields(state, "pandas.Timedelta", {"value": int, "unit": str})
+    if state["unit"] not in _UNITS:
+        raise FormatError(f"pandas.Timedelta: unit {state['unit'][:20]!r} is not one of {_UNITS}")
+    return _pd().Timedelta(np.timedelta64(state["value"], state["unit"]))
+
+
+def _singleton(name: str) -> Any:
+    def decode(state: Any, version: int) -> Any:
+        _check_version(version, f"pandas.api.typing.{name}Type")
+        if state is not None:
+            raise FormatError(f"pandas.api.typing.{name}Type: the state of pandas.{name} is None")
+        return _pd().NaT if name == "NaT" else _pd().NA
+    return decode
+
+
 # -- the codecs ---------------------------------------------------------------------------------
 _PANDAS2_MODULES = {  # where pandas 2 defines each class (pandas 3 says "pandas")
     "DataFrame": "core.frame", "Series": "core.series", "Index": "core.indexes.base",
     "RangeIndex": "core.indexes.range", "MultiIndex": "core.indexes.multi",
     "DatetimeIndex": "core.indexes.datetimes", "TimedeltaIndex": "core.indexes.timedeltas",
     "PeriodIndex": "core.indexes.period", "CategoricalIndex": "core.indexes.category",
-    "IntervalIndex": "core.indexes.interval",
+    "IntervalIndex": "core.indexes.interval", "Timestamp": "_libs.tslibs.timestamps",
+    "Timedelta": "_libs.tslibs.timedeltas",
 }
 _INDEX_REASON = ("a {what} rebuilt with pandas.{cls}(...) from validated column state (arrays "
                  "of dtypes from a fixed table, lengths checked); no name is taken from the blob")
@@ -478,4 +517,14 @@ CODECS: tuple[Codec, ...] = (
                         ("TimedeltaIndex", "timedelta index"), ("PeriodIndex", "period index"),
                         ("CategoricalIndex", "categorical index"),
                         ("IntervalIndex", "interval index"))),
+    _codec("Timestamp", _encode_timestamp, _decode_timestamp,
+           "an int64 count of a unit from a fixed table and a time zone (IANA key or fixed "
+           "offset), rebuilt with pandas.Timestamp(numpy.datetime64(...))"),
+    _codec("Timedelta", _encode_timedelta, _decode_timedelta,
+           "an int64 count of a unit from a fixed table, rebuilt with "
+           "pandas.Timedelta(numpy.timedelta64(...))"),
+    *(Codec(f"pandas.api.typing.{name}Type", (f"pandas.api.typing.{name}Type", pandas2), VERSION,
+            lambda value: None, _singleton(name), f"the pandas.{name} singleton; no state")
+      for name, pandas2 in (("NaT", "pandas._libs.tslibs.nattype.NaTType"),
+                            ("NA", "pandas._libs.missing.NAType"))),
 )
