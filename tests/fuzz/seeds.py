@@ -109,9 +109,26 @@ def _blobs() -> Iterator[tuple[str, bytes]]:
             yield f"blob{i}", safeart.dumps(value)
         except safeart.EncodeError:
             continue
+    yield "blob_v2", safeart.dumps(_v2_values())  # val and fn nodes (format version 2)
     yield "safetensors_plain", safetensors.torch.save({"a": torch.ones(2), "b": torch.zeros(0)})
     yield "empty_manifest", safetensors.torch.save({}, metadata={"safeart": '{"version":1,'
                                                                   '"root":null}'})
+
+
+def _v2_values() -> dict:
+    import datetime
+    import decimal
+    import uuid
+    import zoneinfo
+
+    import torch
+
+    return {"when": datetime.datetime(2021, 10, 31, 2, 30, tzinfo=zoneinfo.ZoneInfo("UTC"),
+                                      fold=1),
+            "d": decimal.Decimal("-1.50E+3"), "u": uuid.UUID(int=7), "z": 1 + 2j,
+            "dd": collections.defaultdict(list, {"k": [1]}), "q": collections.deque([1], 4),
+            "act": torch.nn.functional.relu, "cls": torch.nn.Linear,
+            "enc": torch.nn.TransformerEncoderLayer(4, 1, 8)}
 
 
 _POLICIES = [
