@@ -299,6 +299,7 @@ class CallGrader:
     def __init__(self, ctx: ScanContext, location: str) -> None:
         self.ctx, self.location = ctx, location
         self._reported: set[str] = set()
+        self._kinds: dict[str, str | None] = {}  # name -> entry kind, looked up once
 
     def called(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                new: bool) -> Any:
@@ -317,7 +318,9 @@ class CallGrader:
                       "called: its entry kind and arguments cannot be graded",
                       "scan this artifact on its own")
             return
-        kind = entry_kind(policy, name)
+        kind = self._kinds.get(name, "")
+        if kind == "":
+            kind = self._kinds[name] = entry_kind(policy, name)
         if kind is None or (kind == "class" and new):
             return  # not allowed (graded as an import), or what a class entry promises
         if kind != "callable":
