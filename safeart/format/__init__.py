@@ -2,8 +2,9 @@
 
 A blob is one valid safetensors file. Tensors and numpy arrays are safetensors tensors;
 the object structure is a JSON manifest (in the ``__metadata__`` entry ``"safeart"``) that
-can name classes only -- never functions or calls. Loading audits everything first, then
-rebuilds only the classes the :class:`~safeart.Policy` allows::
+names allowed classes, safeart's own value codecs and references to allowed functions (looked
+up, never called) -- never a call. Loading audits everything first, then rebuilds only what
+the :class:`~safeart.Policy` allows::
 
     blob = safeart.dumps(model)
     model = safeart.loads(blob, allow=[Net])

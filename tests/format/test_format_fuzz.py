@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import datetime
+import decimal
 import json
-from collections import OrderedDict
+import zoneinfo
+from collections import OrderedDict, defaultdict, deque
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,8 @@ import safeart
 from safeart import Policy, SafeartError
 from format_models import ALLOW, Color, Pair, TiedLM, TrainConfig
 
-POLICY = Policy(allow=ALLOW)
+POLICY = Policy(allow=[*ALLOW, safeart.Rule("builtins.list", "a factory", kind="reference"),
+                       safeart.Rule("torch.nn.functional.relu", "activation", kind="reference")])
 SEEDS = [
     safeart.dumps(TiedLM()),
     safeart.dumps({
@@ -26,6 +30,12 @@ SEEDS = [
         "o": OrderedDict(a={1, 2}, b=frozenset({b"x"})), "big": 2**80, "nan": float("nan"),
         "t": torch.tensor([True, False]), "bf": torch.ones(2, dtype=torch.bfloat16),
         "long": "y" * 1500, "bytes": b"z" * 2000, "dtype": torch.int8, "size": torch.Size([3]),
+    }),
+    safeart.dumps({  # version 2: codec values and function references
+        "when": datetime.datetime(2020, 3, 1, 1, tzinfo=zoneinfo.ZoneInfo("UTC"), fold=1),
+        "d": decimal.Decimal("-1.50E+3"), "z": 1 + 2j, "dd": defaultdict(list, {"k": [1]}),
+        "q": deque([b"x"], 3), "act": torch.nn.functional.relu,
+        "enc": torch.nn.TransformerEncoderLayer(4, 1, 8),
     }),
 ]
 FUZZ = settings(max_examples=250, deadline=None, derandomize=True,
@@ -61,10 +71,11 @@ _json = st.recursive(
               allow_infinity=False), st.sampled_from(["", "k", "v", "t", "id", "obj", "ref", "list",
               "dict", "tensor", "param", "ndarray", "<f4", "|b1", "00", "ff", "float32", "cpu",
               "torch.nn.modules.linear", "Linear", "__main__", "builtins", "os", "system",
-              "embed.weight", "<root>"])),
+              "embed.weight", "<root>", "val", "fn", "datetime", "date", "collections",
+              "defaultdict", "deque", "zoneinfo", "ZoneInfo", "../x", "list", "eval"])),
     lambda inner: st.one_of(st.lists(inner, max_size=3),
                             st.dictionaries(st.sampled_from(["k", "v", "m", "t", "c", "id", "rg",
-                                                             "dt", "args", "state"]), inner,
+                                                             "dt", "args", "state", "cv"]), inner,
                                             max_size=4)),
     max_leaves=8,
 )
@@ -112,6 +123,6 @@ def test_structural_manifest_mutations(seed: bytes, data: st.DataObject) -> None
     load_or_refuse(_with_manifest(seed, manifest))
 
 
-@pytest.mark.parametrize("seed", SEEDS, ids=["model", "values"])
+@pytest.mark.parametrize("seed", SEEDS, ids=["model", "values", "v2_values"])
 def test_seeds_load(seed: bytes) -> None:
     safeart.loads(seed, policy=POLICY)
