@@ -20,7 +20,7 @@ def files(tmp_path):
     evil = tmp_path / "evil.bin"
     evil.write_bytes(canary_reduce_pickle(canary))
     unknown = tmp_path / "unknown.pkl"
-    unknown.write_bytes(b"\x80\x04\x8c\x05mypkg\x8c\x03Net\x93)R.")
+    unknown.write_bytes(b"\x80\x04\x8c\x05mypkg\x8c\x03Net\x93)\x81.")
     broken = tmp_path / "broken.pkl"
     broken.write_bytes(pickle.dumps([1, 2, 3], protocol=2)[:-4])
     evil_then_broken = tmp_path / "evil_broken.pkl"
@@ -78,7 +78,7 @@ def test_policy_file_allows_a_class(files, tmp_path):
 def test_allow_and_alias_options_extend_the_policy(files, tmp_path, capsys):
     assert run("--allow", "mypkg.Net", files["unknown"]) == 0
     main_net = tmp_path / "main_net.pkl"
-    main_net.write_bytes(b"\x80\x04\x8c\x08__main__\x8c\x03Net\x93)R.")
+    main_net.write_bytes(b"\x80\x04\x8c\x08__main__\x8c\x03Net\x93)\x81.")
     assert run(str(main_net)) == 1
     assert run("--alias", "__main__.Net=mypkg.Net", str(main_net)) == 0
     assert run("--alias", "nonsense", str(main_net)) == 2
