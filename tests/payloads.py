@@ -348,11 +348,11 @@ def _dtype(*args: Any, state: tuple[Any, ...] | None = None) -> bytes:
 
 
 def _objects_pickle(canary: Path) -> bytes:
-    """The canary pickle behind a string whose bytes 8, 16, 24 and 32 bytes in start a huge
-    BINBYTES: a scanner that skips the wrong number of array bytes reads a truncated
-    literal there, a fresh unpickler (joblib's) reads the string, then the payload."""
+    """The canary pickle behind a bytes literal whose bytes 8, 16, 24 and 32 bytes in start
+    a huge BINBYTES: a scanner that skips the wrong number of array bytes reads a truncated
+    literal there, a fresh unpickler (joblib's) reads the literal, then the payload."""
     swallow = b"x" + (b"B\xff\xff\xff\x7f" + b"xxx") * 4
-    return (b"\x80\x02X" + struct.pack("<I", len(swallow)) + swallow + b"0"
+    return (b"\x80\x02B" + struct.pack("<I", len(swallow)) + swallow + b"0"
             + canary_reduce_pickle(canary, 2)[2:])
 
 

@@ -19,6 +19,7 @@ Each format is recognised by what its victim's own reader accepts, not by the co
 
 from __future__ import annotations
 
+import ast
 import io
 import pickletools
 import tarfile
@@ -40,6 +41,9 @@ from .walker import Buffer
 from .zipread import appended_zip, scan_zip
 
 __all__ = ["scan_blob"]
+
+#: numpy.lib.format's default max_header_size.
+_NPY_HEADER_CAP = 10_000
 
 _UNSUPPORTED = {
     b"7z\xbc\xaf\x27\x1c": "7z",
@@ -199,6 +203,11 @@ def _npy(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str) -> None:
     f = _View(buf, start, end)
     try:
         version = npformat.read_magic(f)
+        if _slow_header(f, version):
+            ctx.add(Grade.UNKNOWN, "limit", "npy", "a header past numpy's 10 kB cap that only "
+                    "its Python 2 fallback parser reads (quadratic time); not parsed",
+                    location=loc)
+            return
         _shape, _fortran, dtype = _read_array_header(
             f, version, max_header_size=ctx.limits.max_header_bytes)
     except Exception as exc:  # noqa: BLE001 - any header numpy.load rejects runs nothing
@@ -208,6 +217,26 @@ def _npy(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str) -> None:
         body = start + f.tell()
         scan_stream(ctx, buf, body, end, f"{loc} > npy-objects@{body - start}", strict=True,
                     nested=scan_blob)
+
+
+def _slow_header(f: "_View", version: tuple[int, int]) -> bool:
+    """Is this a header longer than numpy's default cap that ``ast.literal_eval`` refuses?
+    numpy then tokenizes it (``_filter_header``), in time quadratic in its length (20 s for
+    12 kB of spaces): the reason for the cap, and a hang for the scanner."""
+    at = f.tell()
+    width = 2 if version == (1, 0) else 4
+    size = int.from_bytes(f.read(width), "little")
+    text = f.read(size) if size > _NPY_HEADER_CAP else b""
+    f.seek(at)
+    if not text:
+        return False
+    try:
+        ast.literal_eval(text.decode("utf-8" if version >= (3, 0) else "latin-1"))
+    except SyntaxError:
+        return version <= (2, 0)
+    except Exception:  # noqa: BLE001 - numpy's own parse reports it
+        return False
+    return False
 
 
 def _tar(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str) -> None:

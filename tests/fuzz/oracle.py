@@ -5,7 +5,10 @@ unpickler (``pickle.Unpickler`` subclass) called again and again on the raw byte
 ``pickle.load`` in a loop or ``torch.load``'s legacy path would (one unpickler reused, and a
 new one per pickle), and on every container layer
 a loader could peel off (gzip/bz2/xz/zlib, zip and tar members, the pickle after an ``.npy``
-object-array header). Its ``find_class`` records ``(module, name)`` and returns the permissive
+object-array header, of any length; gzip as Python's streaming ``gzip`` reader hands it out,
+joblib's legacy ZF files), and as ``joblib.load`` reads inline arrays
+(:func:`joblib_imports`: the pure-Python unpickler, real ``numpy.dtype`` on literals). Its
+``find_class`` records ``(module, name)`` and returns the permissive
 stub of ``tests/scan/test_differential.py``; ``persistent_load`` returns it too. Nothing named
 in the bytes is ever imported or called.
 
@@ -24,6 +27,7 @@ peak RSS grew past it, or an allocation failed with ``MemoryError``, however wra
 from __future__ import annotations
 
 import bz2
+import gzip
 import io
 import lzma
 import os
@@ -41,8 +45,8 @@ from safeart.scan import ScanResult
 from safeart.scan.stubs import compat_name
 from safeart.scan.walker import Walker
 
-__all__ = ["victim_imports", "unreported", "Watch", "Executed", "MemoryWatch", "Exhausted",
-           "cap_address_space"]
+__all__ = ["victim_imports", "joblib_imports", "unreported", "Watch", "Executed",
+           "MemoryWatch", "Exhausted", "cap_address_space"]
 
 #: Largest layer the victim model decompresses or extracts (the fuzzer's inputs are small).
 MAX_LAYER = 16 << 20
@@ -116,6 +120,8 @@ def pickle_imports(data: bytes) -> list[tuple[str, str]]:
 def victim_imports(data: bytes, depth: int = 0) -> list[tuple[str, str]]:
     """``(module, name)`` of every import some loader could perform on ``data``."""
     calls = pickle_imports(data)
+    if b"NumpyArrayWrapper" in data:
+        calls += joblib_imports(data)
     if depth < _MAX_DEPTH:
         for inner in _layers(data):
             calls += victim_imports(inner, depth + 1)
@@ -126,6 +132,8 @@ def _layers(data: bytes) -> Iterator[bytes]:
     """Every container layer a loader could peel off ``data`` (each bounded)."""
     for wbits in (31, 15):
         yield from _attempt(lambda w=wbits: zlib.decompressobj(w).decompress(data, MAX_LAYER))
+    yield from _attempt(lambda: _gzip_stream(data))
+    yield from _attempt(lambda: _zfile(data))
     for factory in (bz2.BZ2Decompressor, lzma.LZMADecompressor):
         yield from _attempt(lambda f=factory: f().decompress(data, MAX_LAYER))
     yield from _attempt(lambda: _members(data))
@@ -141,6 +149,30 @@ def _attempt(produce: Any) -> Iterator[bytes]:
     for layer in out if isinstance(out, list) else [out]:
         if layer:
             yield layer
+
+
+def _gzip_stream(data: bytes) -> bytes:
+    """What a streaming ``gzip.GzipFile`` reader hands out (every member, NUL padding
+    skipped, a bad CRC raised only after the data) before it stops."""
+    out = io.BytesIO()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as reader:
+            while out.tell() < MAX_LAYER:
+                chunk = reader.read(1 << 16)
+                if not chunk:
+                    break
+                out.write(chunk)
+    except Exception:  # noqa: BLE001 - what came before the error was handed out
+        pass
+    return out.getvalue()
+
+
+def _zfile(data: bytes) -> bytes:
+    """``joblib.numpy_pickle_compat.read_zfile`` (bounded): joblib's legacy ZF file."""
+    if not data.startswith(b"ZF") or int(data[2:21], 16) < 0:
+        return b""
+    start = 22 if data[21:22] == b" " else 21
+    return zlib.decompressobj(15).decompress(data[start:], MAX_LAYER)
 
 
 def _members(data: bytes) -> list[bytes]:
@@ -164,8 +196,112 @@ def _npy_objects(data: bytes) -> bytes:
     version = npformat.read_magic(stream)
     read_header = {(1, 0): npformat.read_array_header_1_0,
                    (2, 0): npformat.read_array_header_2_0}[version]
-    _, _, dtype = read_header(stream)  # what numpy.load reads
+    # what numpy.load(allow_pickle=True) reads: allow_pickle lifts max_header_size, except
+    # where numpy's quadratic Python 2 fallback would parse it (the victim hangs there)
+    try:
+        _, _, dtype = read_header(stream)
+    except ValueError:
+        import ast
+
+        stream.seek(8)
+        width = 2 if version == (1, 0) else 4
+        ast.literal_eval(stream.read(int.from_bytes(stream.read(width), "little")).decode(
+            "latin-1"))  # SyntaxError: not modelled
+        stream.seek(8)
+        _, _, dtype = read_header(stream, max_header_size=2**64)
     return data[stream.tell():] if dtype.hasobject else b""
+
+
+class _JoblibVictim(pickle._Unpickler):  # type: ignore[name-defined,misc]
+    """``joblib.load``'s ``NumpyUnpickler`` (the pure-Python unpickler), with the real
+    ``numpy.dtype`` (called on literal arguments only, its states checked against the
+    numpy bugs they could trigger) and the real ``NumpyArrayWrapper``; everything else is
+    the permissive stub. After a wrapper's BUILD the inline array is read as
+    ``NumpyArrayWrapper.read_array`` reads it: a fresh unpickler's load for an object dtype,
+    else the array's bytes (after the alignment pad), bounded."""
+
+    dispatch = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
+
+    def __init__(self, file: io.BytesIO, calls: list[tuple[str, str]], arrays: bool) -> None:
+        super().__init__(file, encoding="latin1")
+        self.file_handle, self._calls, self._arrays = file, calls, arrays
+
+    def find_class(self, module: str, name: str) -> Any:
+        self._calls.append((module, name))
+        if (module, name) == ("numpy", "dtype"):
+            return _literal_dtype
+        if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+            from joblib.numpy_pickle import NumpyArrayWrapper
+
+            return NumpyArrayWrapper
+        return _Any
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Any
+
+    def load_build(self) -> None:
+        import numpy
+
+        if isinstance(self.stack[-2], numpy.dtype):
+            _check_dtype_state(self.stack[-1])
+        super().load_build()
+        from joblib.numpy_pickle import NumpyArrayWrapper
+
+        if self._arrays and isinstance(self.stack[-1], NumpyArrayWrapper):
+            self.stack[-1] = self._read_array(self.stack[-1])
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def _read_array(self, wrapper: Any) -> Any:
+        import numpy
+
+        shape = wrapper.shape
+        count = 1 if len(shape) == 0 else int(numpy.multiply.reduce(
+            [numpy.int64(x) for x in shape]))
+        if wrapper.dtype.hasobject:
+            _JoblibVictim(self.file_handle, self._calls, arrays=False).load()
+            return _Any
+        if getattr(wrapper, "numpy_array_alignment_bytes", None) is not None:
+            self.file_handle.read(self.file_handle.read(1)[0])
+        size = count * wrapper.dtype.itemsize
+        if not 0 <= size <= MAX_LAYER or len(self.file_handle.read(size)) != size:
+            raise pickle.UnpicklingError("array data")
+        return _Any
+
+
+def _literal_dtype(*args: Any, **kwargs: Any) -> Any:
+    import numpy
+
+    if not all(type(a) in (str, bytes, int, bool, tuple, list, dict) for a in args) or kwargs:
+        raise pickle.UnpicklingError("numpy.dtype of a non-literal: not modelled")
+    return numpy.dtype(*args)
+
+
+def _check_dtype_state(state: Any) -> None:
+    """Refuse states numpy's ``__setstate__`` reads undefined memory for (other sizes,
+    non-dtype field or subarray entries): the oracle must not corrupt its own process."""
+    import numpy
+
+    if type(state) is not tuple or len(state) not in (5, 6, 7, 8, 9) or len(state) == 6:
+        raise pickle.UnpicklingError("dtype state not modelled")
+    fields = state[2] if len(state) == 5 else state[4]
+    subarray = state[1] if len(state) == 5 else state[2]
+    entries = list(fields.values()) if type(fields) is dict else []
+    if subarray is not None:
+        entries.append(subarray)
+    if not all(type(e) is tuple and e and isinstance(e[0], numpy.dtype) for e in entries):
+        raise pickle.UnpicklingError("dtype state not modelled")
+
+
+def joblib_imports(data: bytes) -> list[tuple[str, str]]:
+    """Every ``find_class`` call ``joblib.load`` makes on ``data`` (joblib's own reading of
+    inline arrays), up to any memo-index bomb."""
+    calls: list[tuple[str, str]] = []
+    try:
+        _JoblibVictim(io.BytesIO(_bomb_free(data)), calls, arrays=True).load()
+    except Exception:  # noqa: BLE001 - a broken pickle still imported what came before
+        pass
+    return calls
 
 
 def unreported(data: bytes, result: ScanResult) -> list[str]:

@@ -18,6 +18,7 @@ import io
 import lzma
 import pickle
 import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Callable, Iterator
@@ -97,6 +98,43 @@ def _containers() -> Iterator[tuple[str, bytes]]:
     yield "zlib", zlib.compress(inner)
     yield "tar", _tar({"sys_info": pickle.dumps({"protocol_version": 1001}, protocol=2),
                        "pickle": inner})
+    yield from _victim_containers(inner)
+
+
+def _victim_containers(inner: bytes) -> Iterator[tuple[str, bytes]]:
+    """Benign members of each container class a victim reads in a less common way (issue 12,
+    "Misses"), so the fuzzer mutates from them: joblib's ZF files, V7 tar headers, gzip with
+    NUL padding between members, npz members compressed with LZMA/bzip2, npy headers past
+    10 kB, lzma-alone with a small dictionary, joblib arrays whose dtype is spelled in
+    other ways."""
+    import numpy as np
+    from payloads import _dtype, joblib_wrapper, npy_long_header, stack_global, v7_tar
+
+    yield "zfile", b"ZF" + f"{len(inner):#x}".encode().ljust(19) + zlib.compress(inner)
+    yield "tar_v7", v7_tar({"sys_info": pickle.dumps({"protocol_version": 1001}, protocol=2),
+                            "pickle": inner})
+    yield "gzip_padded", (gzip.compress(inner[:5], mtime=0) + bytes(8)
+                          + gzip.compress(inner[5:], mtime=0))
+    npy = _saved(lambda f: np.save(f, np.array([1, "x"], dtype=object), allow_pickle=True))
+    for method in (zipfile.ZIP_LZMA, zipfile.ZIP_BZIP2):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", compression=method) as z:
+            z.writestr("o.npy", npy)
+        yield f"npz_method{method}", out.getvalue()
+    yield "npy_long_header", npy_long_header("|O", (1,), pickle.dumps(
+        np.array(["x"], dtype=object), protocol=3))
+    yield "lzma_small_dict", lzma.compress(inner, format=lzma.FORMAT_ALONE, filters=[
+        {"id": lzma.FILTER_LZMA1, "dict_size": 12 << 10}])
+    objects = pickle.dumps(np.array([1, "x"], dtype=object), protocol=2)
+    spellings = {"pipe_O": _dtype("|O", False, True), "object": _dtype("object"),
+                 "flag": _dtype("V8", False, True, state=(3, "|", None, None, None, 8, 1, 1)),
+                 "struct": _dtype([("a", "<f8"), ("b", "|O")], False, True),
+                 "subarray": _dtype("(2,)O", False, True), "cls": stack_global("numpy", "dtype"),
+                 "f8": _dtype("<f8", False, True, state=(3, "<", None, None, None, -1, -1, 0))}
+    for name, ops in spellings.items():
+        for layout in ("dict", "slots", "init"):
+            yield f"joblib_dtype_{name}_{layout}", joblib_wrapper(
+                ops, objects if name != "f8" else bytes(8), layout)
 
 
 def _blobs() -> Iterator[tuple[str, bytes]]:

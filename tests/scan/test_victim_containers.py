@@ -12,6 +12,7 @@ benign file of the same kind stays clean.
 
 from __future__ import annotations
 
+import ast
 import bz2
 import gzip
 import io
@@ -326,3 +327,13 @@ def test_bzip2_magic_that_is_also_a_pickle(canary):
     assert ops[0][0] == "BINBYTES" and ("GLOBAL", "builtins open") in ops
     _dangerous(data)
     _clean(bz2.compress(pickle.dumps(BENIGN)), "bzip2")
+
+
+def test_a_long_header_only_numpys_slow_fallback_parses_is_refused_unparsed(canary):
+    # Found by the scan fuzz target: past 10 kB, a header ast.literal_eval refuses goes to
+    # numpy's tokenizing Python 2 fallback, quadratic in the header length (20 s for 12 kB).
+    data = _sample("npy_header_over_10k", canary).replace(b"(2,), ", b"(2L,),", 1)
+    with pytest.raises(SyntaxError):
+        ast.literal_eval(data[10:10 + 12_000].decode())
+    result = scan_bytes(data)
+    assert [f.kind for f in result.findings] == ["limit"] and not result.complete
