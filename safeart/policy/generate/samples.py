@@ -198,6 +198,7 @@ def sklearn_samples() -> dict[str, Fitted]:
             if name == "FrozenEstimator":  # wraps a fitted estimator: built below
                 continue
             estimator = next(iter(_construct_instances(cls)))
+            _seed(estimator)
             error: Exception | None = None
             for _label, fit, data in datasets:
                 try:
@@ -210,6 +211,14 @@ def sklearn_samples() -> dict[str, Fitted]:
         out.update(_sklearn_compositions())
         out.update(_sklearn_variants(datasets[0][2]))
     return out
+
+
+def _seed(estimator: Any) -> None:
+    """A fixed random_state everywhere, so the generated list does not depend on the draw
+    (OutputCodeClassifier's code book decides whether a constant predictor is pickled)."""
+    params = estimator.get_params(deep=True)
+    estimator.set_params(**{k: 0 for k, v in params.items()
+                            if k.endswith("random_state") and v is None})
 
 
 def _sklearn_compositions() -> dict[str, Fitted]:
@@ -240,6 +249,7 @@ def _sklearn_variants(X: Any) -> dict[str, Fitted]:
     gradient-boosting loss, ball trees and distance metrics, kernels, optimizers."""
     import numpy as np
     from sklearn import ensemble, gaussian_process as gp, linear_model, neighbors
+    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.neural_network import MLPClassifier
 
     y3, yb, yr = np.array([0, 1, 2] * 10), np.array([0, 1] * 15), X @ [1.0, 2.0, 3.0, 4.0]
@@ -272,6 +282,8 @@ def _sklearn_variants(X: Any) -> dict[str, Fitted]:
             k.Matern() + k.WhiteKernel() + k.DotProduct() * k.RationalQuadratic()
             + k.ExpSineSquared(), optimizer=None).fit(X, yr),
         "MLPClassifier sgd": lambda: MLPClassifier((3,), solver="sgd", max_iter=5).fit(X, y3),
+        "OneVsRestClassifier constant label": lambda: OneVsRestClassifier(
+            linear_model.LogisticRegression()).fit(X, np.c_[yb, np.zeros_like(yb)]),
     }
     return {name: Fitted(fit(), X) for name, fit in fits.items()}
 

@@ -23,6 +23,20 @@ ENTRIES: tuple[tuple[str, str, str], ...] = (
      "rebuilt only by safeart's codec: RandomState over an already-built bit generator plus the cached gaussian"),
     ('numpy.random.SFC64', 'class',
      "rebuilt only by safeart's codec: numpy's SFC64 bit generator from its state dict, every field checked for type, dtype, shape and range"),
+    ('pandas.Timedelta', 'class',
+     "rebuilt only by safeart's codec: an int64 count of a unit from a fixed table, rebuilt with pandas.Timedelta(numpy.timedelta64(...))"),
+    ('pandas.Timestamp', 'class',
+     "rebuilt only by safeart's codec: an int64 count of a unit from a fixed table and a time zone (IANA key or fixed offset), rebuilt with pandas.Timestamp(numpy.datetime64(...))"),
+    ('pandas.api.typing.NAType', 'class',
+     "rebuilt only by safeart's codec: the pandas.NA singleton; no state"),
+    ('pandas.api.typing.NaTType', 'class',
+     "rebuilt only by safeart's codec: the pandas.NaT singleton; no state"),
+    ('sklearn.metrics._dist_metrics.KulsinskiDistance32', 'class',
+     "rebuilt only by safeart's codec: KulsinskiDistance32(...) from its float parameters; its constructor validates them and the result must reproduce the stored state"),
+    ('sklearn.metrics._dist_metrics.KulsinskiDistance64', 'class',
+     "rebuilt only by safeart's codec: KulsinskiDistance64(...) from its float parameters; its constructor validates them and the result must reproduce the stored state"),
+    ('torch.nn.parameter.Buffer', 'class',
+     "rebuilt only by safeart's codec: a plain tensor plus the persistent flag; torch.nn.Buffer only marks it"),
 )
 
 #: Names benign samples import that are never admitted, and why.

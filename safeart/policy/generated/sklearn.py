@@ -507,6 +507,8 @@ ENTRIES: tuple[tuple[str, str, str], ...] = (
      'scikit-learn estimator (multiclass): one sub-estimator per class or pair (graded) and code books; BaseEstimator.__setstate__ only drops the pickled version tag and updates __dict__'),
     ('sklearn.multiclass.OutputCodeClassifier', 'class',
      'scikit-learn estimator (multiclass): one sub-estimator per class or pair (graded) and code books; BaseEstimator.__setstate__ only drops the pickled version tag and updates __dict__'),
+    ('sklearn.multiclass._ConstantPredictor', 'class',
+     'scikit-learn estimator (multiclass): one sub-estimator per class or pair (graded) and code books; BaseEstimator.__setstate__ only drops the pickled version tag and updates __dict__'),
     ('sklearn.multioutput.ClassifierChain', 'class',
      'scikit-learn estimator (multioutput): one sub-estimator per output (graded); BaseEstimator.__setstate__ only drops the pickled version tag and updates __dict__'),
     ('sklearn.multioutput.MultiOutputClassifier', 'class',
