@@ -34,7 +34,9 @@ class Codec:
     Attributes:
         name: ``module.qualname`` recorded in the manifest (``c`` is it split at the last
             dot); a policy entry of this name (``class`` or ``callable``) is required to load.
-        types: Exact ``type(obj)`` names it encodes (see :func:`type_name`).
+        types: Exact ``type(obj)`` names it encodes (see :func:`type_name`); empty for a
+            codec the writer picks itself (``torch_extra.BUFFER``), whose decode guarantees
+            the type it returns.
         version: The version ``encode`` writes; ``decode`` reads every version 1..version.
         encode: obj -> state; raises ``EncodeError(message, hint=...)`` for variants it
             does not support.
@@ -57,7 +59,7 @@ def type_name(obj_type: type) -> str:
 
 #: Codec modules of this package, each exporting ``CODECS``. A module that is not present
 #: (library codecs are added by separate work) is skipped; any other import error is a bug.
-_MODULES = ("stdlib", "torch_optim", "numpy_extra", "pandas", "sklearn")
+_MODULES = ("stdlib", "torch_extra", "numpy_extra", "pandas", "sklearn")
 
 
 def _load() -> list[Codec]:

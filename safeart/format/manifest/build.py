@@ -289,7 +289,7 @@ class _Builder:
             raise
         except (TypeError, ValueError, LookupError, ArithmeticError) as exc:
             raise self.fail(f"invalid state for a {codec.name}", path, exc) from None
-        if type_name(type(value)) not in codec.types:
+        if codec.types and type_name(type(value)) not in codec.types:
             raise self.fail(f"codec {codec.name} built a {type_name(type(value))}", path)
         return self.remember(node, value)
 

@@ -31,6 +31,7 @@ import numpy as np
 from ...errors import EncodeError, SafeartError
 from ...limits import Limits
 from ..codecs import Codec, codec_for_type, type_name
+from ..codecs.torch_extra import BUFFER
 from ..container import MAX_RANK, ST_BY_NUMPY, ST_BY_TORCH, Piece
 from .schema import KEY, STATE, VERSION, format_path
 
@@ -38,6 +39,7 @@ __all__ = ["encode"]
 
 _INT64 = 1 << 63
 _NUMPY_KINDS = frozenset("biufcmMSU")
+_BUFFER_MARKS = {"_is_buffer", "persistent"}
 _FUNCTION_TYPES = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodType,
     types.MethodWrapperType, types.WrapperDescriptorType, types.MethodDescriptorType,
@@ -225,6 +227,8 @@ class _Encoder:
         if dtype is None:
             raise self.fail(f"dtype {tensor.dtype} has no safetensors equivalent", path,
                             hint="convert the tensor to a supported dtype (see SPEC.md)")
+        if tensor.__dict__.keys() == _BUFFER_MARKS and cls is torch.Tensor:  # torch.nn.Buffer
+            return self._value(tensor, path, depth, BUFFER)
         if tensor.__dict__:
             raise self.fail(f"tensor attributes {sorted(tensor.__dict__)} cannot be stored", path)
         data = tensor.detach()
@@ -308,8 +312,9 @@ class _Encoder:
         self.pending.discard(id(member))
         return node
 
-    def _value(self, obj: Any, path: tuple, depth: int) -> dict:
-        codec: Codec = codec_for_type(type(obj))  # type: ignore[assignment]
+    def _value(self, obj: Any, path: tuple, depth: int, codec: Codec | None = None) -> dict:
+        codec = codec or codec_for_type(type(obj))
+        assert codec is not None
         node = self._new(obj, "val")
         module, _, qualname = codec.name.rpartition(".")
         node["c"] = [module, qualname]
