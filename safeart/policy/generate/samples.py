@@ -16,7 +16,6 @@ import argparse
 import collections
 import datetime as dt
 import decimal
-import enum
 import fractions
 import http
 import pathlib
