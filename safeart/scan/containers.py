@@ -147,12 +147,20 @@ def _polyglot_pickle(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: s
 _PICKLE_OPCODES = {op.code.encode("latin-1") for op in pickletools.opcodes}
 
 
+#: Every byte ``int(field, 8)`` may take in a tar number field (digits, whitespace, sign,
+#: underscores, a ``0o`` prefix).
+_OCTAL_FIELD = b"01234567 \t\n\r\x0b\x0c+-_oO"
+
+
 def _is_tar(head: bytes) -> bool:
     """Does ``tarfile`` (``TarInfo.frombuf``: a full 512-byte block, not all NUL, whose
     checksum field ``nti`` parses and matches ``calc_chksums``, numeric fields valid) accept
     this first header? ustar, GNU, PAX and magic-less V7 headers alike."""
     if len(head) < tarfile.BLOCKSIZE:
         return False
+    field = head[148:156].split(b"\0", 1)[0]  # what tarfile.nti reads: int(..., 8) or base-256
+    if head[148] not in (0o200, 0o377) and field.strip(_OCTAL_FIELD):
+        return False  # cheap: tensor bytes in an archive almost never get past this
     try:
         tarfile.TarInfo.frombuf(head[:tarfile.BLOCKSIZE], tarfile.ENCODING, "surrogateescape")
     except (tarfile.HeaderError, ValueError, OverflowError):
