@@ -16,13 +16,10 @@ from __future__ import annotations
 import base64
 import copyreg
 import enum
-import functools
 import json
 import math
 import struct
 import sys
-import sysconfig
-import types
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -33,6 +30,9 @@ from ...limits import Limits
 from ..codecs import Codec, codec_for_type, type_name
 from ..codecs.torch_extra import BUFFER
 from ..container import MAX_RANK, ST_BY_NUMPY, ST_BY_TORCH, Piece
+from .hints import (
+    FUNCTION_TYPES, REFERENCE_HINT, STATE_HINTS, reduce_hint, reference_name, refusal,
+)
 from .schema import KEY, STATE, VERSION, format_path
 
 __all__ = ["encode"]
@@ -40,10 +40,6 @@ __all__ = ["encode"]
 _INT64 = 1 << 63
 _NUMPY_KINDS = frozenset("biufcmMSU")
 _BUFFER_MARKS = {"_is_buffer", "persistent"}
-_FUNCTION_TYPES = (
-    types.FunctionType, types.BuiltinFunctionType, types.MethodType,
-    types.MethodWrapperType, types.WrapperDescriptorType, types.MethodDescriptorType,
-)
 
 
 def encode(obj: Any, *, name: str, limits: Limits) -> tuple[str, list[Piece]]:
@@ -127,7 +123,7 @@ class _Encoder:
     def _fallback(self, obj: Any) -> Callable[[Any, tuple, int], dict]:
         if codec_for_type(type(obj)) is not None:
             return self._value
-        if isinstance(obj, (type, _FUNCTION_TYPES)):
+        if isinstance(obj, (type, FUNCTION_TYPES)):
             return self._reference
         if isinstance(obj, np.generic):
             return self._np_scalar
@@ -331,18 +327,18 @@ class _Encoder:
         return node
 
     def _reference(self, obj: Any, path: tuple, depth: int) -> dict:
-        name = _reference_name(obj)
+        name = reference_name(obj)
         if type(name) is str:  # why it cannot be referenced
-            raise self.fail(name, path, hint=_REFERENCE_HINT)
+            raise self.fail(name, path, hint=REFERENCE_HINT)
         node = self._new(obj, "fn")
         node["c"] = list(name)
         return node
 
     def _object(self, obj: Any, path: tuple, depth: int) -> dict:
         cls = type(obj)
-        refusal = _refusal(obj)
-        if refusal is not None:
-            raise self.fail(refusal[0], path, hint=refusal[1])
+        why = refusal(obj)
+        if why is not None:
+            raise self.fail(why[0], path, hint=why[1])
         reducer = copyreg.dispatch_table.get(cls)  # as pickle: registered reducers first
         reduced = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
         if isinstance(reduced, str):  # pickle's "a global name": np.mean, ufuncs
@@ -355,7 +351,7 @@ class _Encoder:
             raise self.fail(
                 f"{cls.__qualname__} is rebuilt by calling {how}(...); only classes rebuilt by "
                 "__new__ plus state (pickle's default protocol) can be stored", path,
-                hint=_reduce_hint(cls))
+                hint=reduce_hint(cls))
         if listitems is not None or dictitems is not None or setter is not None:
             raise self.fail(f"{cls.__qualname__}: list/dict subclass items and state setters "
                             "cannot be stored", path, hint="store a plain list or dict")
@@ -372,86 +368,6 @@ class _Encoder:
             try:
                 node["state"] = self.encode(state, (path, STATE), depth + 1)
             except EncodeError as exc:
-                exc.hint = _STATE_HINTS.get(type_name(cls), exc.hint)
+                exc.hint = STATE_HINTS.get(type_name(cls), exc.hint)
                 raise
         return node
-
-
-_REFERENCE_HINT = ("reference a module-level function or class instead (def at module level; "
-                   "it loads once its name is allowed as a kind='reference' rule), or store "
-                   "the data and re-create the function in code on load")
-
-
-def _reference_name(obj: Any) -> tuple[str, str] | str:
-    """``(module, qualname)`` whose lookup gives back ``obj``, or why there is none."""
-    owner = getattr(obj, "__self__", None)
-    if (owner is not None and not isinstance(owner, (type, types.ModuleType))
-            and isinstance(obj, _FUNCTION_TYPES)):
-        return (f"bound method {getattr(obj, '__qualname__', obj)!r} of a "
-                f"{type(owner).__qualname__} instance cannot be stored")
-    qualname = getattr(obj, "__qualname__", None)
-    home = getattr(obj, "__objclass__", owner)  # str.upper, dict.fromkeys: their class
-    module = getattr(obj, "__module__", None) or getattr(home, "__module__", None)
-    if type(qualname) is not str or type(module) is not str:
-        return f"{obj!r} has no module-level name, so it cannot be referenced"
-    if "<" in qualname:  # <lambda>, <locals>
-        what = "lambda" if "<lambda>" in qualname else "local function or class"
-        return (f"{what} {module}.{qualname}: functions and classes are stored only as "
-                "references to module-level names")
-    name = getattr(obj, "__name__", qualname)
-    for candidate in dict.fromkeys((name, qualname)):  # torch.tanh before its class path
-        found: Any = sys.modules.get(module)
-        for attr in candidate.split("."):
-            found = getattr(found, attr, None)
-        if found is obj or (owner is not None and isinstance(owner, type) and found == obj):
-            return module, candidate
-    return (f"{module}.{qualname} does not resolve back to this object by name, so it "
-            "cannot be referenced")
-
-
-#: Library types pickle rebuilds by calling a function, and what to store instead.
-_ALTERNATIVES = {
-    "functools.partial": "store the function and its arguments separately",
-    "torch._C.Generator": "store generator.get_state() (a uint8 tensor); set_state() on load",
-    "numpy.random._generator.Generator": "store rng.bit_generator.state (a plain dict)",
-    "numpy.random.mtrand.RandomState": "store rs.get_state(legacy=False) (a plain dict)",
-    "numpy.ma.core.MaskedArray": "store .data and .mask as two arrays",
-    "re.Pattern": "store pattern.pattern and pattern.flags",
-}
-_LAMBDA_LR = ("store sched.state_dict() instead (it leaves the functions out), rebuild the "
-              "scheduler in code with the same function and call load_state_dict on it")
-#: Library classes whose state can hold what cannot be stored, and what to store instead.
-_STATE_HINTS = {
-    "torch.optim.lr_scheduler.LambdaLR": _LAMBDA_LR,
-    "torch.optim.lr_scheduler.MultiplicativeLR": _LAMBDA_LR,
-}
-_LIBRARY_DIRS = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib",
-                                                               "purelib", "platlib")})
-
-
-def _reduce_hint(cls: type) -> str:
-    """What to do about an instance of ``cls`` that reduces to some other callable."""
-    name = type_name(cls)
-    if name in _ALTERNATIVES:
-        return _ALTERNATIVES[name]
-    for base in cls.__mro__[1:]:
-        codec = codec_for_type(base)
-        if codec is not None:
-            return (f"safeart stores exact {type_name(base)} values (codec {codec.name}), "
-                    f"not subclasses: convert it to {base.__qualname__}")
-    module = sys.modules.get(cls.__module__)
-    file = getattr(module, "__file__", None)
-    if cls.__module__ != "__main__" and (file is None or file.startswith(_LIBRARY_DIRS)):
-        return (f"safeart has no codec for {name}: store its data (arrays, plain values, "
-                "state_dict()) and rebuild it in code on load")
-    return "drop the custom __reduce__, or store the object's data instead"
-
-
-def _refusal(obj: Any) -> tuple[str, str] | None:
-    """Why ``obj`` can never be stored and what to do instead, for the common cases."""
-    if isinstance(obj, types.ModuleType):
-        return (f"module {obj.__name__}: modules cannot be stored",
-                "store data only; import the module in code on load")
-    if isinstance(obj, functools.partial):
-        return ("functools.partial objects cannot be stored", _ALTERNATIVES["functools.partial"])
-    return None
