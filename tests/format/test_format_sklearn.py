@@ -29,8 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Class .* is deprecated:FutureWar
 
 #: What the default policy does not allow and these tests need (each with why).
 ALLOW: tuple[safeart.Rule, ...] = (
-    safeart.Rule("sklearn.multiclass._ConstantPredictor",
-                 "OneVsRestClassifier's stand-in for a class seen alone: a constant in __dict__"),
     safeart.Rule("sklearn.model_selection._split.StratifiedKFold",
                  "a CV splitter search estimators keep (_checked_cv_orig): n_splits, shuffle, "
                  "random_state in __dict__"),
