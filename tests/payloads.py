@@ -674,11 +674,6 @@ SAMPLES: dict[str, Sample] = {
     "joblib_array_bytes_as_opcodes": Sample(
         _joblib_array_as_opcodes,
         "joblib inline array whose bytes are opcodes for pickle.load (fuzz-found variant)"),
-    "joblib_object_array": Sample(_joblib_object_array, "joblib inline object-array pickle"),
-    "joblib_payload_after_array": Sample(_joblib_after_array, "payload after inline array"),
-    "joblib_array_bytes_as_opcodes": Sample(
-        _joblib_array_as_opcodes,
-        "joblib inline array whose bytes are opcodes for pickle.load (fuzz-found variant)"),
     "zip_polyglot": Sample(_zip_polyglot, "pickle + zip polyglot (pickle.load vs torch.load)"),
     "zip_after_broken_pickle": Sample(
         lambda c: b"\x80\x04\xff" + _torch_zip(canary_reduce_pickle(c, 2), "archive/data.pkl"),
