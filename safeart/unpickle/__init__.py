@@ -111,7 +111,8 @@ def restricted_loads(
         from ..scan import scan_bytes
 
         scanned = scan_bytes(data, policy=policy, name=artifact or "<bytes>")
-    session = LoadSession(policy, artifact, device, _unbounded_calls(scanned, artifact))
+    session = LoadSession(policy, artifact, device, _unbounded_calls(scanned, artifact),
+                          checked=frozenset(scanned.globals))
     size = memoryview(data).nbytes
     stream = io.BytesIO(data)
 

@@ -10,8 +10,10 @@ real callable runs, so the load is bounded even without a scan: ``bytes(2**36)``
 nothing.
 
 A bounded callable is not the object it wraps: it is not a type, so ``NEWOBJ`` of it fails
-(real pickles never ``NEWOBJ`` these), and an object that keeps it (``defaultdict(set)``'s
-``default_factory``) keeps the wrapper, which behaves the same when called. A bounded
+(real pickles never ``NEWOBJ`` these), and an object that kept it would keep the wrapper.
+So the wrapper is handed out only for globals the scan of the same bytes did not grade
+(:attr:`LoadSession.checked`): a scanned global's every call was already charged with this
+very rule, and it loads as itself (``defaultdict(set)``'s factory is ``set``). A bounded
 callable passed to another bounded one is unwrapped first: ``_reconstruct(ndarray, ...)``
 receives the real ``numpy.ndarray``.
 """

@@ -117,13 +117,18 @@ class LoadSession:
     """
 
     def __init__(self, policy: Policy, artifact: str | None, device: Any = None,
-                 unbounded: Mapping[str, str] | None = None) -> None:
+                 unbounded: Mapping[str, str] | None = None,
+                 checked: frozenset[str] = frozenset()) -> None:
         self.policy = policy
         self.artifact = artifact
         self.device = device
         #: Globals the scan found called beyond what their entry or the limits admit (a
         #: class's __init__, which no find_class can intercept) -> why; refused on resolve.
         self.unbounded = dict(unbounded or {})
+        #: Globals the scan of these bytes graded, every call of them charged with the same
+        #: rule the bounded wrappers apply: they are handed out as themselves, so that one
+        #: kept as a value (``defaultdict(set)``'s factory, ``[bytes]``) loads as itself.
+        self.checked = checked
         self.depth = 0
         self.refusal: SafeartError | None = None
 
@@ -183,7 +188,9 @@ class LoadSession:
                     hint="remove the alias; name the callable itself in allow=",
                 )
             else:
-                obj = bounded(full, _resolve_callable(self.policy, module, name), self)
+                obj = _resolve_callable(self.policy, module, name)
+                if full not in self.checked:
+                    obj = bounded(full, obj, self)
         except PolicyError as error:
             self.refuse(error)
         if full in self.unbounded:

@@ -40,8 +40,6 @@ class Item:
     #: None: no guarded loader reads this container (see ``unloadable``).
     to_pickle: Callable[[bytes], bytes] | None = lambda data: data
     unloadable: str = ""
-    #: A defect outside the policy that makes the load differ (strict xfail until fixed).
-    known_bug: str = ""
 
 
 def _dumps(protocol: int) -> Callable[[Any], bytes]:
@@ -349,18 +347,9 @@ def _metaflow_blob() -> Item:
                 gzip.decompress)
 
 
-#: Reported to the owner of safeart/unpickle (see tests/corpus/README in the report).
-_BOUNDED_ESCAPES = ("safeart.unpickle.bounded: an allowed callable held as a value (set, "
-                    "frozenset, bytes, bytearray, range in a list or dict) loads as a "
-                    "BoundedCall wrapper instead of the builtin")
-
-
 def items() -> list[Item]:
     """Every corpus item (values are built lazily, once, by whoever writes the files)."""
     out = _family("stdlib", samples.stdlib_samples, (2, 4, 5))
-    for item in out:
-        if item.name.startswith("stdlib factories"):
-            item.known_bug = _BOUNDED_ESCAPES
     out += _family("numpy", samples.numpy_samples, (2, 4, 5))
     out += _family("pandas", samples.pandas_samples, (4, 5))
     out += _sklearn_items()

@@ -8,11 +8,7 @@ from safeart.scan import scan_bytes
 
 from .conftest import ITEMS
 
-LOADABLE = [
-    pytest.param(name, marks=pytest.mark.xfail(reason=item.known_bug, strict=True))
-    if item.known_bug else name
-    for name, item in ITEMS.items() if item.to_pickle is not None
-]
+LOADABLE = [name for name, item in ITEMS.items() if item.to_pickle is not None]
 
 
 @pytest.mark.parametrize("name", list(ITEMS))
