@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
+import ipaddress
 import pickle
 import textwrap
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from safeart import FormatError, Policy, PolicyError
+from safeart import FormatError, Policy, PolicyError, Rule
 from safeart.policy import POLICY_ENV
 from safeart.unpickle import restricted_loads
 from unpickle_payloads import call
@@ -127,17 +127,20 @@ def test_failing_reconstructor_is_wrapped_with_the_artifact(data, cause):
 
 
 def test_unlisted_plain_class_is_refused_by_default_and_loadable_when_allowed():
-    value = datetime.date(2024, 5, 1)
+    value = ipaddress.IPv4Address("10.0.0.1")  # pickled as IPv4Address(<int>): a call
     data = pickle.dumps(value, protocol=4)
     with pytest.raises(PolicyError) as info:
         restricted_loads(data)
-    assert info.value.name == "datetime.date"
-    assert "allow=['datetime.date']" in info.value.hint
-    assert restricted_loads(data, policy=Policy(allow=[datetime.date])) == value
+    assert info.value.name == "ipaddress.IPv4Address"
+    assert "allow=['ipaddress.IPv4Address']" in info.value.hint
+    rule = Rule("ipaddress.IPv4Address", "an IPv4 address from its integer", "callable")
+    assert restricted_loads(data, policy=Policy(allow=[rule])) == value
 
 
 def test_default_policy_comes_from_the_environment(tmp_path, monkeypatch):
     policy_file = tmp_path / "safeart.toml"
-    policy_file.write_text(textwrap.dedent('allow = ["datetime.date"]\n'))
+    policy_file.write_text(textwrap.dedent(
+        'allow = [{ name = "ipaddress.IPv4Address", kind = "callable", reason = "an address" }]\n'))
     monkeypatch.setenv(POLICY_ENV, str(policy_file))
-    assert restricted_loads(pickle.dumps(datetime.date(2020, 1, 2), protocol=4)).year == 2020
+    data = pickle.dumps(ipaddress.IPv4Address("10.0.0.2"), protocol=4)
+    assert restricted_loads(data) == ipaddress.IPv4Address("10.0.0.2")
