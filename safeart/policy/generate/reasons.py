@@ -248,6 +248,12 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
      "and a shape in __dict__"),
     ("scipy.sparse._*.*_array", ("class",), "scipy sparse array: index and data arrays in "
      "__dict__"),
+    ("sklearn.model_selection._split.*", ("class",), "cross-validation splitter a search "
+     "keeps as its cv: n_splits, shuffle, test size and a random_state in __dict__; it only "
+     "yields index arrays when a fit calls split()"),
+    *((f"numpy.{n}", ("reference",), "numpy ufunc a FunctionTransformer keeps as func or "
+       "inverse_func: an element-wise array function, never called on load")
+      for n in ("log1p", "expm1", "log", "exp", "sqrt", "square")),
     ("scipy.interpolate._bsplines.BSpline", ("class",), "knots and coefficient arrays, "
      "degree and extrapolate flag in __dict__"),
     ("scipy._lib.array_api_compat.numpy._aliases.asarray", ("reference",), "the array "

@@ -289,12 +289,24 @@ def _sklearn_variants(X: Any) -> dict[str, Fitted]:
 
 def sklearn_helpers() -> dict[str, Any]:
     """Helper objects fitted estimators hold, in every variant a parameter can select: each
-    loss of ``sklearn._loss.loss`` and each distance metric (float64 and float32)."""
+    loss of ``sklearn._loss.loss``, each distance metric (float64 and float32), each
+    cross-validation splitter (``GridSearchCV(cv=StratifiedKFold(5))`` keeps it) and the
+    numpy functions a ``FunctionTransformer`` is most often given."""
     import numpy as np
+    from sklearn import model_selection
     from sklearn._loss import loss
     from sklearn.metrics import DistanceMetric
+    from sklearn.preprocessing import FunctionTransformer
 
     out: dict[str, Any] = {}
+    splitter_args = {"LeavePOut": (2,), "LeavePGroupsOut": (2,), "PredefinedSplit": ([0, 1],)}
+    for name in ("KFold", "StratifiedKFold", "GroupKFold", "StratifiedGroupKFold",
+                 "RepeatedKFold", "RepeatedStratifiedKFold", "ShuffleSplit",
+                 "StratifiedShuffleSplit", "GroupShuffleSplit", "TimeSeriesSplit", "LeaveOneOut",
+                 "LeavePOut", "LeaveOneGroupOut", "LeavePGroupsOut", "PredefinedSplit"):
+        out[f"splitter {name}"] = getattr(model_selection, name)(*splitter_args.get(name, ()))
+    for func, inverse in ((np.log1p, np.expm1), (np.log, np.exp), (np.sqrt, np.square)):
+        out[f"function transformer {func.__name__}"] = FunctionTransformer(func, inverse)
     for name in ("HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss",
                  "HalfPoissonLoss", "HalfGammaLoss", "HalfTweedieLoss", "HalfTweedieLossIdentity",
                  "HalfBinomialLoss", "HalfMultinomialLoss", "ExponentialLoss"):
