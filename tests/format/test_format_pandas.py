@@ -22,10 +22,7 @@ from safeart.format.codecs import codec_named
 from safeart.format.codecs import pandas as pandas_codecs
 
 NAMES = [codec.name for codec in pandas_codecs.CODECS]
-#: Codec names the default allowlist does not hold yet (the policy owner adds them).
-PENDING = {"pandas.Timestamp", "pandas.Timedelta", "pandas.api.typing.NaTType",
-           "pandas.api.typing.NAType"}
-POLICY = Policy(allow=sorted(PENDING))
+POLICY = Policy()
 N = 7
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
@@ -261,10 +258,7 @@ def test_large_columns_are_arrays_not_manifest_values() -> None:
     assert_same(frame, safeart.loads(blob, policy=POLICY))
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(name in PENDING, reason="not on the default "
-                                               "allowlist yet", raises=safeart.PolicyError))
-    for name in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_default_policy_allows_every_pandas_codec(name: str) -> None:
     module, _, qualname = name.rpartition(".")
     Policy().check_codec(module, qualname)

@@ -103,11 +103,6 @@ def env(request: pytest.FixtureRequest):
     return request.getfixturevalue("flow_env" if request.param == "local" else "s3_flow_env")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs format v2 codecs and allowlist entries still landing "
-    "(torch.optim.adam.Adam is not on the default allowlist yet)",
-)
 def test_strict_flow_stores_ml_objects_and_a_fresh_process_loads_them_equal(env) -> None:
     result = env.run(STRICT_FLOW)
     assert "end read 6 Color.GREEN" in result.output

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...errors import EncodeError, SafeartError
 from ...limits import Limits
-from ..codecs import Codec, codec_for_type, type_name
+from ..codecs import Codec, codec_for_type, codec_named, type_name
 from ..codecs.torch_extra import BUFFER
 from ..container import MAX_RANK, ST_BY_NUMPY, ST_BY_TORCH, Piece
 from .hints import (
@@ -268,6 +268,10 @@ class _Encoder:
 
     def _ndarray(self, array: np.ndarray, path: tuple, depth: int) -> dict:
         dtype = array.dtype
+        if dtype.kind == "O" or dtype.fields is not None:  # elements or fields, by the codec
+            codec = codec_named("numpy.ndarray")
+            if codec is not None:
+                return self._value(array, path, depth, codec)
         self._numpy_dtype(dtype, path)
         little = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
         data = array.astype(little, order="C", copy=False)  # copies only to fix layout/order
