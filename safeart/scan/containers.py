@@ -74,6 +74,9 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
         ctx.format("tar")
         _tar(ctx, buf, start, end, loc)
         _polyglot_pickle(ctx, buf, start, end, loc)
+        if appended_zip(buf, start, end) is not None:  # zipfile reads a zip after any bytes
+            ctx.format("zip")
+            scan_zip(ctx, buf, start, end, loc, scan_blob)
     codec = compressed_format(head)
     if codec is not None:
         ctx.format(codec)

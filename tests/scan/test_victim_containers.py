@@ -337,3 +337,20 @@ def test_a_long_header_only_numpys_slow_fallback_parses_is_refused_unparsed(cana
         ast.literal_eval(data[10:10 + 12_000].decode())
     result = scan_bytes(data)
     assert [f.kind for f in result.findings] == ["limit"] and not result.complete
+
+
+# -- a zip after a tar ---------------------------------------------------------------------
+def test_zip_after_a_tar_is_read_as_zipfile_reads_it(canary):
+    """zipfile finds a zip by its end record whatever precedes it, a tar included: a tar whose
+    member list ends before an appended torch zip scanned clean (found by the scan fuzz
+    target in CI's seeded smoke run)."""
+    from payloads import malicious_torch_zip
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("sys_info")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"\x80\x02N."))
+    data = buf.getvalue() + malicious_torch_zip(canary)
+    assert any(n.lower().endswith("data.pkl") for n in zipfile.ZipFile(io.BytesIO(data)).namelist())
+    _dangerous(data)
