@@ -15,7 +15,8 @@ Every restricted load is scanned first
     :func:`restricted_loads` itself enforces what ``find_class`` cannot see: a global the
     scan found called beyond what its entry or ``Limits`` admit (kind ``resource``) is
     refused when the load resolves it, and bytes the scan could not analyse (``limit``,
-    ``error``) are refused before loading. Import grades are left to ``find_class``, which
+    ``error``) or that parsers read differently (``differential``) are refused before
+    loading. Import grades are left to ``find_class``, which
     enforces them exactly.
 
 What an allowed global can still do
@@ -128,11 +129,20 @@ def restricted_loads(
 def _unbounded_calls(scanned: "ScanResult", artifact: str | None) -> dict[str, str]:
     """The callables ``scanned`` found called beyond what Limits or their entry admit
     (kind ``resource``), by name, to be refused when the load resolves them. Raises for
-    bytes the scan could not analyse (``limit``, ``error``): what they call is not known."""
+    bytes the scan could not analyse (``limit``, ``error``) and for bytes CPython would read
+    differently from the scan (``differential``)."""
     calls: dict[str, str] = {}
     for finding in scanned.findings:
         if finding.kind == "resource" and finding.name != _UNNAMED:
             calls.setdefault(finding.name, finding.reason)
+        elif finding.kind == "differential":
+            # Parsers disagree: what the C unpickler reads here is not what was scanned (a BINBYTES length hidden behind a FRAME straddle
+            # makes it allocate gigabytes first; found by the unpickle fuzz target).
+            raise FormatError(
+                f"pickle refused before loading: {finding.kind} {finding.name}: {finding.reason}",
+                artifact=artifact,
+                hint="the bytes are malformed or crafted; re-create the artifact from trusted code",
+            )
         elif finding.kind in ("resource", "limit", "error"):
             error = FormatError if finding.kind == "error" else LimitExceeded
             raise error(

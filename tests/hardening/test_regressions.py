@@ -135,3 +135,16 @@ def test_scan_target_pickles_after_a_mismatched_legacy_storage_key_list_are_scan
             + b"\x80\x02}q\x00." + SAMPLES["reduce_builtins_open_p2"].build(tmp_path / "c"))
     result = scan_bytes(data)
     assert "builtins.open" in {f.name for f in result.findings}
+
+
+def test_a_frame_straddle_hiding_a_huge_binbytes_is_refused_before_loading():
+    """Found by the unpickle fuzz target: an opcode straddling a FRAME makes the C unpickler
+    read a BINBYTES of 2 GiB the scan never saw; restricted_loads refuses bytes whose scan
+    reports a differential (or a break) before it unpickles anything."""
+    import base64
+
+    from safeart import FormatError
+
+    data = base64.b64decode("gACVAwAAAAAAAACMCGJ1aWwEb3BlbnJhcHBlcpMpgX0ojAhzdWJjbGFzc4wFbnVtcHmMB25kYXJyYXmTjAVzaGFwZUsBhYwFb3JkZXKMAUOMBWR0eXBljAVudW1weYwFZHR5cGWTWAYAAABvYmplY3SFUowKYWxsb3dfbW1hcIl1YoACQiEAAAB4Qv///394eHhC////f3h4eEL///9/eHh4Qv///394eHiTWCAAAAAvbm9uZXhpc3RlbnQvc2FmZWFydC1mdXp6LWNhbmFyeVgBAAAAd4ZSMQ==")
+    with pytest.raises(FormatError, match="refused before loading: differential"):
+        restricted_loads(data)
