@@ -94,9 +94,11 @@ def test_numpy_scalars_keep_their_type() -> None:
         assert type(b) is type(a) and b == a
 
 
-def test_numpy_object_arrays_are_refused() -> None:
-    with pytest.raises(safeart.EncodeError, match="numpy dtype object"):
-        safeart.dumps({"x": np.array([None, 1], dtype=object)})
+def test_numpy_object_arrays_store_their_elements_and_refuse_what_cannot_be_stored() -> None:
+    back = safeart.loads(safeart.dumps({"x": np.array([None, 1, "a"], dtype=object)}))["x"]
+    assert back.dtype == object and back.tolist() == [None, 1, "a"]
+    with pytest.raises(safeart.EncodeError, match="lambda"):
+        safeart.dumps({"x": np.array([lambda: 0], dtype=object)})
 
 
 def test_dataclasses_namedtuples_enums_slots_and_setstate() -> None:
