@@ -20,19 +20,6 @@ def round_trip(obj: object) -> object:
     return safeart.loads(safeart.dumps(obj, name="x"), name="x")
 
 
-def _writer_takes(value: object) -> bool:
-    try:
-        safeart.dumps(value)
-    except EncodeError:
-        return False
-    return True
-
-
-needs_object_arrays = pytest.mark.xfail(
-    not _writer_takes(np.array([None], dtype=object)),
-    reason="the writer does not yet hand object/structured arrays to the numpy.ndarray codec")
-
-
 # -- random number generators ----------------------------------------------------------------
 @pytest.mark.parametrize("name", BIT_GENERATORS)
 def test_generator_continues_its_stream(name: str) -> None:
@@ -112,7 +99,6 @@ def test_masked_array_round_trip(array: np.ma.MaskedArray) -> None:
     assert back.fill_value == array.fill_value and back.hardmask == array.hardmask
 
 
-@needs_object_arrays
 def test_object_masked_array_round_trip() -> None:
     array = np.ma.masked_array(np.array([0.1, "a", None], dtype=object), mask=[0, 1, 0])
     back = round_trip(array)
@@ -143,7 +129,6 @@ def test_crafted_dtype_is_refused(text: str) -> None:
     _refused(blob, "dtype", "x['dt']")
 
 
-@needs_object_arrays
 def test_object_array_round_trip() -> None:
     array = np.empty((2, 2), dtype=object)
     array[:] = [[1, "a"], [None, 2.5]]
@@ -153,7 +138,6 @@ def test_object_array_round_trip() -> None:
     assert back.tolist() == array.tolist()
 
 
-@needs_object_arrays
 def test_structured_array_round_trip() -> None:
     from sklearn.tree._tree import NODE_DTYPE  # C-aligned, with padding
 

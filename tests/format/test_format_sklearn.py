@@ -49,29 +49,8 @@ def _writer_takes(value: object) -> bool:
     return True
 
 
-#: What the writer needs from format-core for the estimators below (see /work/team/CODECS.md).
-OBJECT_ARRAYS = _writer_takes(np.array([None], dtype=object))
-STRUCTURED_ARRAYS = _writer_takes(np.zeros(1, dtype=[("a", "<i8")]))
-DISPATCHERS = _writer_takes(np.mean)  # numpy functions are _ArrayFunctionDispatcher objects
+#: functools.partial has no codec yet; HistGradientBoosting with categorical features keeps one.
 PARTIALS = _writer_takes(functools.partial(np.asarray, dtype=None))
-_NO_OBJECT_ARRAYS = ("the writer does not yet hand numpy object arrays to the numpy.ndarray "
-                     "codec (format-core)")
-#: Estimators safeart cannot store yet, with why.
-KNOWN_GAPS: dict[str, str] = {
-    **({} if DISPATCHERS else {
-        "FeatureAgglomeration": "pooling_func=np.mean is a numpy._ArrayFunctionDispatcher, "
-                                "which the fn writer does not take yet (format-core)"}),
-    **({} if OBJECT_ARRAYS else {
-        "GradientBoostingClassifier": _NO_OBJECT_ARRAYS + "; estimators_ holds trees",
-        "GradientBoostingRegressor": _NO_OBJECT_ARRAYS + "; estimators_ holds trees",
-        "KBinsDiscretizer": _NO_OBJECT_ARRAYS + "; bin_edges_ holds arrays",
-        "LogisticRegressionCV": _NO_OBJECT_ARRAYS + "; scores_ and coefs_paths_",
-        "MultiLabelBinarizer": _NO_OBJECT_ARRAYS + "; classes_ of str"}),
-    **({} if STRUCTURED_ARRAYS else {
-        "HDBSCAN": "the writer does not yet hand structured arrays (_single_linkage_tree_) to "
-                   "the numpy.ndarray codec (format-core)"}),
-}
-needs_object_arrays = pytest.mark.xfail(not OBJECT_ARRAYS, reason=_NO_OBJECT_ARRAYS)
 
 X, Y = make_classification(n_samples=30, n_features=5, n_informative=3, n_redundant=0,
                            n_classes=3, n_clusters_per_class=1, random_state=0)
@@ -91,8 +70,6 @@ def assert_round_trip(case: Case) -> None:
 # -- every estimator ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", estimator_names())
 def test_estimator_round_trip(name: str) -> None:
-    if name in KNOWN_GAPS:
-        pytest.xfail(KNOWN_GAPS[name])
     case = build_case(name)
     if isinstance(case, str):
         pytest.skip(case)
@@ -104,7 +81,6 @@ def test_random_forest_in_a_pipeline() -> None:
     assert_round_trip(SCENARIOS["Pipeline(StandardScaler, RandomForestClassifier)"]())
 
 
-@needs_object_arrays
 def test_column_transformer_with_one_hot_strings() -> None:
     case = SCENARIOS["ColumnTransformer(OneHotEncoder on str, StandardScaler)"]()
     assert case.estimator.named_transformers_["onehot"].categories_[0].dtype == object
@@ -125,7 +101,6 @@ def test_grid_search_keeps_cv_results_and_best_estimator() -> None:
         assert_same(np.asarray(column), np.asarray(got), key)
 
 
-@needs_object_arrays
 def test_grid_search_over_estimators_keeps_object_masked_arrays() -> None:
     search = SCENARIOS["GridSearchCV(Pipeline, grid of estimators)"]().estimator
     column = search.cv_results_["param_model"]

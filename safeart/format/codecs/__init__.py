@@ -3,7 +3,7 @@ state and back (manifest kind ``val``, format version 2).
 
 The manifest names the codec (``c``, checked against the policy like a class) and the codec
 version (``cv``); the builder calls the codec registered here under that name, never anything
-the blob names. The contract for codec authors is ``/work/team/CODECS.md`` (summarised in
+the blob names. The contract for codec authors (the codec table is in
 ``safeart/format/SPEC.md``):
 
 * ``encode(obj)`` returns *state*: values the format stores natively (literals, containers,
