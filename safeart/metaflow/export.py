@@ -32,7 +32,7 @@ from ..errors import SafeartError
 from ..format import audit, save_file
 from ..guard import make_policy
 from ..policy import AllowSpec, Policy
-from .blobs import RunDatastore
+from .stored import RunDatastore
 from .loader import check_safeart, decode, fetch, locate
 from .runscan import PICKLE_ENCODINGS
 

@@ -26,7 +26,7 @@ Which task an artifact comes from:
 
 How it is loaded. The artifact's record (encoding, content address) comes from its task's
 datastore and its bytes are fetched once through Metaflow's datastore layer
-(:mod:`safeart.metaflow.blobs`), never through ``DataArtifact.data``. A blob that no longer
+(:mod:`safeart.metaflow.stored`), never through ``DataArtifact.data``. A blob that no longer
 hashes to its content address was changed in the store and is refused. Then, by the
 encoding Metaflow recorded:
 
@@ -50,7 +50,7 @@ from ..errors import ConfigError, FormatError, SafeartError, UnsupportedVersion
 from ..guard import load_pickle, make_policy, refuse_unless_clean
 from ..policy import AllowSpec, Policy, policy_from_env
 from ..scan import ScanResult
-from .blobs import FetchedBlob, RunDatastore, StoredArtifact
+from .stored import FetchedBlob, RunDatastore, StoredArtifact
 from .pathspec import (
     RunSpec,
     check_artifact_names,

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Run, Task
 
     from ..policy import Policy
-    from .blobs import RunDatastore
+    from .stored import RunDatastore
 
 __all__ = [
     "RunSpec",
@@ -154,7 +154,7 @@ def resolve_tasks(
         all_namespaces: With a bare flow name: list runs of every namespace.
         policy: Reads the ``_success`` flags for ``latest``; default ``$SAFEART_POLICY``
             or the built-in allowlist.
-        store: Reads them (a :class:`~safeart.metaflow.blobs.RunDatastore` to reuse).
+        store: Reads them (a :class:`~safeart.metaflow.stored.RunDatastore` to reuse).
 
     Raises:
         ConfigError: bad option combination, or the flow/run/step/task does not exist.

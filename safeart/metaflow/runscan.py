@@ -12,7 +12,7 @@ encodings go to the pickle scanner, ``safeart-v1`` blobs are validated with
 :func:`safeart.scan.safetensors.audit_findings` -- the loader's own checks (safetensors
 header, manifest, classes against the policy), also used for safetensors files -- without
 being rebuilt, and any other encoding is an ``unknown`` finding. Blobs are read
-raw through Metaflow's datastore layer (:mod:`safeart.metaflow.blobs`), each distinct blob
+raw through Metaflow's datastore layer (:mod:`safeart.metaflow.stored`), each distinct blob
 fetched and analysed once however many tasks share it, and checked against its content
 address (a blob changed in the datastore no longer hashes to its sha).
 
@@ -41,7 +41,7 @@ from ..policy import Grade, Policy, policy_from_env
 from ..scan import Finding, ScanReport, ScanResult, scan_bytes
 from ..scan.api import Progress
 from ..scan.safetensors import audit_findings
-from .blobs import FetchedBlob, RunDatastore, StoredArtifact, StoreRef
+from .stored import FetchedBlob, RunDatastore, StoredArtifact, StoreRef
 from .pathspec import check_artifact_names, is_pathspec, parse_pathspec, resolve_tasks
 
 __all__ = ["scan_run", "scan_target", "tampered_finding", "PICKLE_ENCODINGS", "SAFEART_ENCODING"]
