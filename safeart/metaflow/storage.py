@@ -55,7 +55,7 @@ import warnings
 import zlib
 from typing import Any, Callable, Iterable
 
-from ..format.container import METADATA_KEY
+from ..format.layout import METADATA_KEY
 from ..guard import env_flag
 
 __all__ = ["RAW_STORAGE_ENV", "MIN_RAW_BYTES", "MAX_GZIP_GAIN", "enabled", "wants_raw",

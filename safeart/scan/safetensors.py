@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..errors import LimitExceeded, PolicyError, SafeartError
 from ..format import audit
-from ..format.container import METADATA_KEY, as_view, read_header
+from ..format.layout import METADATA_KEY, as_view, read_header
 from ..policy import Grade, Policy
 from ..policy.dangerous import reason_for
 from .context import ScanContext

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from safeart.format.container import Piece, pack, read_header
+from safeart.format.layout import Piece, pack, read_header
 from safeart.limits import Limits
 
 

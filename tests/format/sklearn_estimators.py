@@ -324,7 +324,7 @@ def assert_same(left: Any, right: Any, where: str = "") -> None:
 def tamper(blob: bytes, edit: Callable[[dict, dict[str, np.ndarray]], None]) -> bytes:
     """``blob`` rewritten after ``edit(manifest, arrays)`` changed its manifest and/or its
     tensors (name -> numpy array of the tensor's dtype; replace or modify them)."""
-    from safeart.format.container import ST_BY_NUMPY, Piece, pack, read_header
+    from safeart.format.layout import ST_BY_NUMPY, Piece, pack, read_header
     from safeart.limits import Limits
 
     view = memoryview(blob)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import safeart
-from safeart.format.container import read_header
+from safeart.format.layout import read_header
 from safeart.limits import Limits
 from format_models import ALLOW, Block, Net, TiedLM, trained
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from ...errors import FormatError, LimitExceeded, PolicyError
 from ...policy import Policy
 from ..codecs import codec_named
-from ..container import ST_BY_NUMPY, Header, TensorEntry
+from ..layout import ST_BY_NUMPY, Header, TensorEntry
 from ..report import AuditReport, ClassRef
 from .schema import (
     AFTER_CHILDREN, BASE64, CLASS_NAME, DEVICE, EMPTY, FIELDS, FLOAT_BITS, HEX, KEY, KINDS,

@@ -23,7 +23,7 @@ import numpy as np
 from ...errors import FormatError, LimitExceeded, SafeartError
 from ...policy import Policy, qualified_name
 from ..codecs import codec_named, type_name
-from ..container import ST_BY_NUMPY, Header, array_view, to_torch
+from ..layout import ST_BY_NUMPY, Header, array_view, to_torch
 from .schema import EMPTY, KEY, STATE, format_path
 
 __all__ = ["build"]

@@ -29,7 +29,7 @@ from ...errors import EncodeError, SafeartError
 from ...limits import Limits
 from ..codecs import Codec, codec_for_type, codec_named, type_name
 from ..codecs.torch_extra import BUFFER
-from ..container import MAX_RANK, ST_BY_NUMPY, ST_BY_TORCH, Piece
+from ..layout import MAX_RANK, ST_BY_NUMPY, ST_BY_TORCH, Piece
 from .hints import (
     FUNCTION_TYPES, REFERENCE_HINT, STATE_HINTS, reduce_hint, reference_name, refusal,
 )
