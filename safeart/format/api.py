@@ -8,15 +8,14 @@ construction with the classes the policy allows. See ``safeart/format/SPEC.md``.
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Iterable, Union
 
 from ..errors import FormatError, SafeartError, UnsupportedVersion
 from ..limits import Limits
-from ..policy import AllowSpec, Policy
+from ..policy import AllowSpec, Policy, resolve_policy
 from . import manifest as _manifest
-from .container import METADATA_KEY, Header, as_view, pack, parse_json, read_header, sniff
+from .layout import METADATA_KEY, Header, as_view, pack, parse_json, read_header, sniff
 from .report import AuditReport
 
 __all__ = ["FORMAT_VERSION", "dumps", "loads", "save_file", "load_file", "audit", "is_safeart"]
@@ -63,9 +62,11 @@ def loads(data: Buffer, *, policy: Policy | None = None, allow: Iterable[AllowSp
 
     Args:
         data: The blob (bytes, bytearray or memoryview; never copied as a whole).
-        policy: Which classes may be rebuilt, and the limits; the default policy if None.
-        allow: Extra classes to allow, as for ``Policy(allow=...)``. A class object also
-            stands for ``__main__.<its name>`` (models defined in a flow file).
+        policy: Which classes may be rebuilt, and the limits; if None, ``$SAFEART_POLICY``
+            or else the built-in allowlist (:func:`safeart.policy.resolve_policy`).
+        allow: Extra classes to allow on top of that base, as for ``Policy(allow=...)``. A
+            class object also stands for ``__main__.<its name>`` (models defined in a flow
+            file).
         device: Move tensors there (``"cuda:0"``, a ``torch.device``); CPU if None.
         name: What to call the root object in error paths.
 
@@ -75,7 +76,7 @@ def loads(data: Buffer, *, policy: Policy | None = None, allow: Iterable[AllowSp
         FormatError: the blob is malformed (LimitExceeded: a limit was hit;
             UnsupportedVersion: written by an unknown format version).
     """
-    return _load(as_view(data), _policy(policy, allow), device, name)
+    return _load(as_view(data), resolve_policy(policy, allow), device, name)
 
 
 def load_file(path: PathLike, *, policy: Policy | None = None, allow: Iterable[AllowSpec] = (),
@@ -83,7 +84,7 @@ def load_file(path: PathLike, *, policy: Policy | None = None, allow: Iterable[A
     """Like :func:`loads` for a file. The file is read once into memory that the rebuilt
     tensors and arrays then share (no second copy, no mapping of the file left behind), so
     loading holds one copy of the weights."""
-    policy = _policy(policy, allow)
+    policy = resolve_policy(policy, allow)
     try:
         with open(path, "rb", buffering=0) as file:
             data = memoryview(bytearray(os.fstat(file.fileno()).st_size))
@@ -104,9 +105,10 @@ def audit(data: Buffer, *, policy: Policy | None = None, name: str = "") -> Audi
     """Check a blob without importing or building anything.
 
     Validates the safetensors header and the whole manifest, and checks every class it
-    names against ``policy``. Never raises for bad input: problems are in the report.
+    names against ``policy`` (chosen as for :func:`loads`). Never raises for bad input:
+    problems are in the report.
     """
-    policy = _policy(policy, ())
+    policy = resolve_policy(policy)
     try:
         header, manifest, reader = _open(as_view(data), policy.limits)
     except FormatError as exc:
@@ -126,17 +128,6 @@ def is_safeart(data: Buffer) -> bool:
 def _encode(obj: Any, name: str) -> list[Any]:
     manifest, pieces = _manifest.encode(obj, name=name, limits=_WRITE_LIMITS)
     return pack(manifest, pieces, _WRITE_LIMITS)
-
-
-@functools.lru_cache(maxsize=None)
-def _default_policy() -> Policy:
-    return Policy()
-
-
-def _policy(policy: Policy | None, allow: Iterable[AllowSpec]) -> Policy:
-    base = policy if policy is not None else _default_policy()
-    allow = tuple(allow)
-    return base.extend(allow) if allow else base
 
 
 def _open(buf: memoryview, limits: Limits) -> tuple[Header, dict, Any]:

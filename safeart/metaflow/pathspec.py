@@ -177,9 +177,9 @@ def resolve_tasks(
         if spec.run is not None:
             return _run_tasks(Run(spec.object_pathspec, _namespace_check=False))
         if latest:
-            from ..policy import policy_from_env
+            from ..policy import resolve_policy
 
-            run = latest_successful_run(spec.flow, policy=policy or policy_from_env(),
+            run = latest_successful_run(spec.flow, policy=resolve_policy(policy),
                                         store=store, all_namespaces=all_namespaces)
             if run is not None:
                 return _run_tasks(run)

@@ -17,28 +17,31 @@
 
 The parser accepts exactly these keys; anything else is a :class:`~safeart.errors.ConfigError`
 naming the key, so a typo never silently widens or narrows the policy.
+
+Which policy applies when a caller passes none is decided once, by :func:`resolve_policy`,
+for every entry point (``loads``, ``load_file``, ``audit``, ``scan_*``, ``load``, ``export``,
+``convert``, the restricted unpickler, the CLI and Metaflow's reads).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import ConfigError
 from ..limits import Limits
-from .model import KINDS, Policy, Rule
+from ..settings import POLICY_ENV, env_path
+from .model import KINDS, AllowSpec, Policy, Rule
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["load_policy", "policy_from_mapping", "policy_from_env", "POLICY_ENV"]
-
-#: Environment variable naming a policy file used where no policy is passed explicitly.
-POLICY_ENV = "SAFEART_POLICY"
+__all__ = ["resolve_policy", "load_policy", "policy_from_mapping", "policy_from_env", "POLICY_ENV"]
 
 _KEYS = {"allow", "aliases", "include_defaults", "trust_main", "limits"}
 
@@ -115,9 +118,35 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     return policy_from_mapping(data, str(p))
 
 
-def policy_from_env(default: Policy | None = None) -> Policy:
-    """The policy named by ``$SAFEART_POLICY``, else ``default`` (else the built-in one)."""
-    path = os.environ.get(POLICY_ENV)
-    if path:
-        return load_policy(path)
-    return default if default is not None else Policy()
+def resolve_policy(policy: Policy | None = None, allow: Iterable[AllowSpec] = ()) -> Policy:
+    """The policy an entry point uses: the one rule, for every safeart entry point.
+
+    1. ``policy``, when the caller passes one: an explicit policy is used as is and
+       ``$SAFEART_POLICY`` is not read;
+    2. else the policy file named by ``$SAFEART_POLICY`` (``safeart.toml`` or a
+       ``pyproject.toml`` with ``[tool.safeart]``), read on every call;
+    3. else the built-in allowlist (``Policy()``, built once per process: it is immutable).
+
+    ``allow`` then extends whichever base was chosen (as :meth:`Policy.extend`), so
+    ``allow=[Net]`` never drops what the base admits or forbids, and never replaces a file
+    that sets ``include_defaults = false``. A ``$SAFEART_POLICY`` that cannot be read or
+    parsed is an error, never a silent fall back to the built-in allowlist.
+
+    Raises:
+        ConfigError: ``$SAFEART_POLICY`` names a missing or invalid policy file.
+    """
+    if policy is None:
+        path = env_path(POLICY_ENV)
+        policy = load_policy(path) if path else _builtin()
+    allow = tuple(allow)
+    return policy.extend(allow) if allow else policy
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin() -> Policy:
+    return Policy()
+
+
+def policy_from_env() -> Policy:
+    """``resolve_policy()``: kept until the plugin, ``runscan`` and the CLI switch to it."""
+    return resolve_policy()

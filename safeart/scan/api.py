@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Union
 
-from ..policy import Grade, Policy, policy_from_env
+from ..policy import Grade, Policy, resolve_policy
 from .containers import scan_blob
 from .context import ScanContext
 from .report import ScanReport, ScanResult
@@ -48,10 +48,11 @@ def scan_bytes(data: bytes, *, policy: Policy | None = None, name: str = "<bytes
 
     Args:
         data: The bytes, exactly as stored.
-        policy: Grades imports and sets limits; default: ``$SAFEART_POLICY`` or built-in.
+        policy: Grades imports and sets limits; default: ``$SAFEART_POLICY`` or built-in
+            (:func:`safeart.policy.resolve_policy`).
         name: What to call the object in findings and reports.
     """
-    policy = policy or policy_from_env()
+    policy = resolve_policy(policy)
     data = bytes(data) if not isinstance(data, bytes) else data
     return _scan(data, len(data), name, policy)
 
@@ -62,7 +63,7 @@ def scan_file(path: PathArg, *, policy: Policy | None = None) -> ScanResult:
     Content decides what is scanned, whatever the name, except that a file named
     ``*.safetensors`` whose content the loader cannot read as safetensors is never clean.
     """
-    policy = policy or policy_from_env()
+    policy = resolve_policy(policy)
     target = os.fspath(path)
     try:
         with open(target, "rb") as f:
@@ -103,7 +104,7 @@ def scan_path(
     Raises:
         FileNotFoundError: a path does not exist.
     """
-    policy = policy or policy_from_env()
+    policy = resolve_policy(policy)
     if isinstance(path_or_paths, (str, os.PathLike)):
         path_or_paths = [path_or_paths]
     files = collect_files(path_or_paths)

@@ -61,7 +61,7 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FormatError, LimitExceeded
-from ..policy import Policy, policy_from_env
+from ..policy import Policy, resolve_policy
 from ..scan.stubs import UNNAMED, stub_name
 from .restricted import LoadSession, RestrictedUnpickler, load_one
 
@@ -87,7 +87,8 @@ def restricted_loads(
         data: One complete pickle (any protocol), e.g. a Metaflow ``pickle-v4`` artifact
             after gzip decoding. Bytes after the pickle's last frame are an error (bytes
             after STOP inside that frame are never read; the scanner reports them).
-        policy: The allowlist; default: ``$SAFEART_POLICY`` if set, else the built-in one.
+        policy: The allowlist; default: ``$SAFEART_POLICY`` if set, else the built-in one
+            (:func:`safeart.policy.resolve_policy`).
             Add your own classes with ``Policy(allow=[Net])``.
         artifact: Where the bytes came from, named in every error.
         device: Where tensors' storages are placed (``"cuda:0"``, a ``torch.device``),
@@ -107,7 +108,7 @@ def restricted_loads(
             ``Limits.max_alloc_bytes``, or nested torch payloads are deeper than
             ``Limits.max_nesting``.
     """
-    policy = policy if policy is not None else policy_from_env()
+    policy = resolve_policy(policy)
     if scanned is None:
         from ..scan import scan_bytes
 
