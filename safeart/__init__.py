@@ -8,13 +8,19 @@ Public API::
     safeart.export("TrainFlow/1234/end/7:model", "serving/", allow=[Net])
     model = safeart.load_file("serving/model.safetensors", allow=[Net])  # no Metaflow
 
-``load`` and ``export`` import Metaflow on first use; ``import safeart`` imports neither
-Metaflow nor torch.
+    safeart.convert("legacy.pkl", "model.safetensors", allow=[Net])   # pickle file, no Metaflow
+    report = safeart.scan_run("TrainFlow/1234")                        # scan a run's artifacts
+
+Which policy applies when none is passed, everywhere: the ``policy=`` argument, else the
+file named by ``$SAFEART_POLICY``, else the built-in allowlist; ``allow=`` extends that base
+(:func:`safeart.policy.resolve_policy`).
+
+``import safeart`` (and ``import safeart.errors``) loads only the errors, limits and policy
+model: the format (numpy), the scanner, the loaders and Metaflow are imported on first use
+of a name that needs them.
 """
 
-import importlib
-from typing import Any
-
+from ._lazy import lazy_names
 from .errors import (
     ConfigError,
     EncodeError,
@@ -25,21 +31,8 @@ from .errors import (
     UnsafeArtifactError,
     UnsupportedVersion,
 )
-from .format import (
-    FORMAT_VERSION,
-    AuditReport,
-    ClassRef,
-    audit,
-    dumps,
-    is_safeart,
-    load_file,
-    loads,
-    save_file,
-)
-from .guard import convert
 from .limits import Limits
 from .policy import Grade, Policy, Rule, load_policy
-from .scan import ScanReport, ScanResult, scan_bytes, scan_path
 
 __version__ = "0.1.0"
 
@@ -73,16 +66,19 @@ __all__ = [
     "save_file",
     "scan_bytes",
     "scan_path",
+    "scan_run",
 ]
 
-#: Public names whose modules import Metaflow, loaded on first access.
-_LAZY = {"load": "safeart.metaflow.loader", "export": "safeart.metaflow.export"}
+#: Public names loaded on first access, and the module each comes from.
+_LAZY = {
+    **dict.fromkeys(
+        ["FORMAT_VERSION", "AuditReport", "ClassRef", "audit", "dumps", "is_safeart",
+         "load_file", "loads", "save_file"], ".format"),
+    **dict.fromkeys(["ScanReport", "ScanResult", "scan_bytes", "scan_path"], ".scan"),
+    "convert": ".transfer.convert",
+    "export": ".transfer.export",
+    "load": ".metaflow.loader",
+    "scan_run": ".metaflow.runscan",
+}
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'safeart' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

@@ -200,7 +200,7 @@ def _write(command: str, args: argparse.Namespace, write: Callable[[Policy], str
 
 def _export(args: argparse.Namespace) -> int:
     def write(policy: Policy) -> str:
-        from .metaflow.export import export
+        from .transfer.export import export
 
         done = export(args.pathspec, args.directory, args.name, policy=policy)
         how = "scanned clean, converted from pickle" if done.converted else "audited, copied"
@@ -211,7 +211,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     def write(policy: Policy) -> str:
-        from .guard import convert
+        from .transfer.convert import convert
 
         path = convert(args.source, args.output, policy=policy)
         return f"converted {args.source} (pickle: scanned clean) -> {path}"

@@ -1,7 +1,7 @@
-"""The guarded load of pickled bytes, and the process-wide switch that enforces it.
+"""The guarded load of pickled bytes: scan, refuse unless clean, then restricted unpickle.
 
 Every pickled artifact safeart loads goes through :func:`load_pickle`, whoever asks
-(:func:`safeart.load`, :func:`safeart.export`, :func:`convert` of pickle files, or
+(:func:`safeart.load`, :func:`safeart.export`, :func:`safeart.convert` of pickle files, or
 Metaflow's own reads while enforcement is on)::
 
     obj = load_pickle(blob, policy=Policy(allow=[Net]), artifact="TrainFlow/12/start/3:model")
@@ -32,11 +32,10 @@ protection off -- and :func:`check_env` names it as an error.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import ConfigError, UnsafeArtifactError
-from .policy import AllowSpec, Grade, Policy, policy_from_env
+from .policy import Grade, Policy, resolve_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .scan import Finding, ScanResult
@@ -44,8 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ENFORCE_ENV",
     "load_pickle",
-    "make_policy",
-    "convert",
     "refuse_unless_clean",
     "enforced",
     "set_enforced",
@@ -77,7 +74,7 @@ def load_pickle(
     Args:
         data: One complete pickle (a Metaflow ``pickle-v4`` artifact after gzip decoding).
         policy: The allowlist for both the scan and the load; default ``$SAFEART_POLICY``
-            or the built-in one.
+            or the built-in one (:func:`safeart.policy.resolve_policy`).
         artifact: What to call the bytes in errors (``Flow/run/step/task:name``, a path).
         device: Where tensors' storages go (``"cuda:0"``); the CPU if None.
         findings: Findings the caller already has about these bytes (e.g. an integrity
@@ -91,55 +88,12 @@ def load_pickle(
     from .scan import scan_bytes
     from .unpickle import restricted_loads
 
-    policy = policy if policy is not None else policy_from_env()
+    policy = resolve_policy(policy)
     result = scan_bytes(data, policy=policy, name=artifact or "<bytes>")
     result.findings[:0] = list(findings)
     refuse_unless_clean(result, policy, artifact)
     return restricted_loads(data, policy=policy, artifact=artifact, device=device,
                             scanned=result)
-
-
-def make_policy(policy: Policy | None, allow: Iterable[AllowSpec] = ()) -> Policy:
-    """``policy`` (default ``$SAFEART_POLICY`` or the built-in allowlist) plus ``allow``."""
-    base = policy if policy is not None else policy_from_env()
-    allow = tuple(allow)
-    return base.extend(allow) if allow else base
-
-
-def convert(
-    source: str | os.PathLike[str],
-    destination: str | os.PathLike[str],
-    *,
-    allow: Iterable[AllowSpec] = (),
-    policy: Policy | None = None,
-) -> Path:
-    """Turn a pickle file into a safeart file, after a clean scan and a restricted load.
-
-    ::
-
-        safeart.convert("model.pkl", "model.safetensors", allow=[Net])
-        model = safeart.load_file("model.safetensors", allow=[Net])
-
-    Args:
-        source: A plain pickle (``pickle.dump`` output, any protocol), e.g. a legacy model
-            file. ``torch.save`` checkpoints are zip archives, not plain pickles: load
-            those with ``torch.load(weights_only=True)`` and write them with
-            :func:`safeart.save_file`.
-        destination: The safeart file to write (written only once the object is encoded).
-        allow: Extra classes to allow; ``policy``: the base policy (see :func:`make_policy`).
-
-    Raises:
-        UnsafeArtifactError: the scan is not clean; nothing was unpickled or written.
-        PolicyError, FormatError: the restricted load refused or failed.
-        EncodeError: the object cannot be stored in the safe format.
-    """
-    from .format import save_file
-
-    data = Path(source).read_bytes()
-    obj = load_pickle(data, policy=make_policy(policy, allow), artifact=os.fspath(source))
-    del data
-    save_file(obj, destination, name=Path(source).stem)
-    return Path(destination)
 
 
 def refuse_unless_clean(result: "ScanResult", policy: Policy, artifact: str | None) -> None:

@@ -36,9 +36,10 @@ encoding Metaflow recorded:
   the restricted unpickler from the very same bytes. It never falls back to ``pickle``;
 * anything else: refused.
 
-The policy is ``policy`` (default ``$SAFEART_POLICY`` or the built-in allowlist) plus
-``allow``; one Policy or TOML file serves both encodings. A class object in ``allow`` also
-stands for ``__main__.<its name>``, the name a class defined in a flow file is recorded under.
+The policy is ``policy`` (default ``$SAFEART_POLICY`` or the built-in allowlist:
+:func:`safeart.policy.resolve_policy`) plus ``allow``; one Policy or TOML file serves both
+encodings. A class object in ``allow`` also stands for ``__main__.<its name>``, the name a
+class defined in a flow file is recorded under.
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..errors import ConfigError, FormatError, SafeartError, UnsupportedVersion
-from ..guard import load_pickle, make_policy, refuse_unless_clean
-from ..policy import AllowSpec, Policy, policy_from_env
+from ..guard import load_pickle, refuse_unless_clean
+from ..policy import AllowSpec, Policy, resolve_policy
 from ..scan import ScanResult
+from .encodings import SAFEART_ENCODING, is_pickle, is_safeart
 from .stored import FetchedBlob, RunDatastore, StoredArtifact
 from .pathspec import (
     RunSpec,
@@ -58,7 +60,7 @@ from .pathspec import (
     parse_pathspec,
     resolve_tasks,
 )
-from .runscan import PICKLE_ENCODINGS, SAFEART_ENCODING, tampered_finding
+from .runscan import tampered_finding
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Run, Task
@@ -82,7 +84,8 @@ def load(
             task is used).
         name: The artifact name, unless ``pathspec`` ends with ``:name``.
         allow: Extra classes to allow (class objects, ``"module.Class"`` names, ...).
-        policy: The base policy; default ``$SAFEART_POLICY`` or the built-in allowlist.
+        policy: The base policy; default ``$SAFEART_POLICY`` or the built-in allowlist
+            (:func:`safeart.policy.resolve_policy`).
         device: Where tensors go (``"cuda:0"``, a ``torch.device``), like ``map_location``;
             the CPU if None.
 
@@ -98,7 +101,7 @@ def load(
 
     Every error names the artifact as ``Flow/run/step/task:name``.
     """
-    policy = make_policy(policy, allow)
+    policy = resolve_policy(policy, allow)
     store = RunDatastore()
     record = locate(pathspec, name, policy=policy, store=store)
     return decode(record, fetch(record, store=store), policy, device)
@@ -138,7 +141,7 @@ def locate(
                             name)
         if spec.run is not None:
             return _in_run(store, Run(spec.object_pathspec, _namespace_check=False), name)
-        run = latest_successful_run(spec.flow, policy=policy or policy_from_env(), store=store)
+        run = latest_successful_run(spec.flow, policy=resolve_policy(policy), store=store)
         if run is not None:
             return _in_run(store, run, name)
     raise ConfigError(
@@ -168,7 +171,7 @@ def decode(record: StoredArtifact, blob: FetchedBlob, policy: Policy, device: An
     :func:`load` does: guarded pickle load or safeart decode, by recorded encoding."""
     data = blob.data
     assert data is not None, "fetch() returns readable blobs only"
-    if record.encoding in PICKLE_ENCODINGS:
+    if is_pickle(record.encoding):
         integrity = [] if blob.intact else [tampered_finding(record.sha)]
         return load_pickle(data, policy=policy, artifact=record.pathspec, device=device,
                            findings=integrity)
@@ -190,7 +193,7 @@ def check_safeart(record: StoredArtifact, blob: FetchedBlob, policy: Policy) -> 
         FormatError: an encoding that is neither safeart nor pickle.
     """
     if record.encoding != SAFEART_ENCODING:
-        if record.encoding.startswith("safeart-"):
+        if is_safeart(record.encoding):
             raise UnsupportedVersion(
                 f"artifact encoding {record.encoding!r} is not {SAFEART_ENCODING!r}",
                 artifact=record.pathspec,

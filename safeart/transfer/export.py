@@ -18,7 +18,8 @@ and checked the same way:
   the flow stored;
 * a pickled artifact is scanned and loaded with the restricted unpickler
   (:func:`safeart.guard.load_pickle`; an unclean scan refuses it), then encoded with
-  :func:`safeart.save_file`. This is how a legacy model leaves pickle behind.
+  :func:`safeart.save_file`. This is how a legacy model leaves pickle behind
+  (:func:`safeart.convert` does the same for a pickle file).
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ from typing import Iterable
 
 from ..errors import SafeartError
 from ..format import audit, save_file
-from ..guard import make_policy
-from ..policy import AllowSpec, Policy
-from .stored import RunDatastore
-from .loader import check_safeart, decode, fetch, locate
-from .runscan import PICKLE_ENCODINGS
+from ..metaflow.encodings import is_pickle
+from ..metaflow.loader import check_safeart, decode, fetch, locate
+from ..metaflow.stored import RunDatastore
+from ..policy import AllowSpec, Policy, resolve_policy
 
 __all__ = ["Exported", "export"]
 
@@ -56,7 +56,7 @@ class Exported:
     @property
     def converted(self) -> bool:
         """True when the artifact was a pickle, re-encoded after a clean scan."""
-        return self.encoding in PICKLE_ENCODINGS
+        return is_pickle(self.encoding)
 
 
 def export(
@@ -74,21 +74,22 @@ def export(
             with ``name`` ...).
         directory: Created if missing. An existing file of the same name is replaced.
         name: The artifact name, unless ``pathspec`` ends with ``:name``.
-        allow: Extra classes to allow; ``policy``: the base policy (default
-            ``$SAFEART_POLICY`` or the built-in allowlist).
+        allow: Extra classes to allow on top of ``policy``; ``policy``: the base policy
+            (default ``$SAFEART_POLICY`` or the built-in allowlist:
+            :func:`safeart.policy.resolve_policy`).
 
     Raises:
         UnsafeArtifactError, PolicyError, FormatError, ConfigError: as :func:`safeart.load`;
             nothing is written then.
         EncodeError: a pickled artifact holds something the safe format cannot store.
     """
-    policy = make_policy(policy, allow)
+    policy = resolve_policy(policy, allow)
     store = RunDatastore()
     record = locate(pathspec, name, policy=policy, store=store)
     blob = fetch(record, store=store)
     target = Path(directory) / f"{record.name}.safetensors"
     try:
-        if record.encoding in PICKLE_ENCODINGS:
+        if is_pickle(record.encoding):
             obj = decode(record, blob, policy)
             del blob
             target.parent.mkdir(parents=True, exist_ok=True)

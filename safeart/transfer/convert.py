@@ -1,0 +1,57 @@
+"""Convert a pickle file into a safeart file (no Metaflow involved).
+
+::
+
+    safeart.convert("model.pkl", "model.safetensors", allow=[Net])
+    model = safeart.load_file("model.safetensors", allow=[Net])
+
+The pickle is scanned and loaded with the restricted unpickler
+(:func:`safeart.guard.load_pickle`; an unclean scan refuses it), then encoded with
+:func:`safeart.save_file`: the file-to-file twin of :func:`safeart.export`, which does the
+same for an artifact a Metaflow run stored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from ..guard import load_pickle
+from ..policy import AllowSpec, Policy, resolve_policy
+
+__all__ = ["convert"]
+
+
+def convert(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    allow: Iterable[AllowSpec] = (),
+    policy: Policy | None = None,
+) -> Path:
+    """Turn a pickle file into a safeart file, after a clean scan and a restricted load.
+
+    Args:
+        source: A plain pickle (``pickle.dump`` output, any protocol), e.g. a legacy model
+            file. ``torch.save`` checkpoints are zip archives, not plain pickles: load
+            those with ``torch.load(weights_only=True)`` and write them with
+            :func:`safeart.save_file`.
+        destination: The safeart file to write (written only once the object is encoded).
+        allow: Extra classes to allow on top of ``policy``; ``policy``: the base policy,
+            default ``$SAFEART_POLICY`` or the built-in allowlist
+            (:func:`safeart.policy.resolve_policy`).
+
+    Raises:
+        UnsafeArtifactError: the scan is not clean; nothing was unpickled or written.
+        PolicyError, FormatError: the restricted load refused or failed.
+        EncodeError: the object cannot be stored in the safe format.
+        ConfigError: ``$SAFEART_POLICY`` names a missing or invalid policy file.
+    """
+    from ..format import save_file
+
+    data = Path(source).read_bytes()
+    obj = load_pickle(data, policy=resolve_policy(policy, allow), artifact=os.fspath(source))
+    del data
+    save_file(obj, destination, name=Path(source).stem)
+    return Path(destination)
