@@ -28,30 +28,37 @@ service with ``METAFLOW_DEFAULT_METADATA=service``/``METAFLOW_SERVICE_URL`` or a
 locates its data, and Metaflow's storage classes read it with their usual S3 endpoint,
 credentials and worker settings. Which runs a pathspec names, and how namespaces apply,
 is described in :mod:`safeart.metaflow.pathspec`.
+
+Whole datastores: :func:`scan_all` (``safeart scan --all``) scans every run of every flow
+the metadata provider knows, in every namespace. With a :class:`~safeart.metaflow.verdicts.
+VerdictCache` (``--all`` keeps one by default) a blob already analysed under the same policy
+and scanner is not fetched again; what that skips, and ``rehash``, are described in
+:mod:`safeart.metaflow.verdicts`. ``jobs`` batches of records and blobs load at once.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Iterable
 
 from ..errors import ConfigError
-from ..policy import Grade, Policy, policy_from_env
+from ..policy import Grade, Policy, resolve_policy
 from ..scan import Finding, ScanReport, ScanResult, scan_bytes
 from ..scan.api import Progress
 from ..scan.safetensors import audit_findings
-from .stored import FetchedBlob, RunDatastore, StoredArtifact, StoreRef
-from .pathspec import check_artifact_names, is_pathspec, parse_pathspec, resolve_tasks
+from .encodings import PICKLE_ENCODINGS, SAFEART_ENCODING, is_pickle
+from .pathspec import RunSpec, check_artifact_names, is_pathspec, parse_pathspec, resolve_tasks
+from .stored import DEFAULT_JOBS, FetchedBlob, RunDatastore, StoredArtifact, StoreRef
+from .verdicts import Analysis, Outcome, VerdictCache
 
-__all__ = ["scan_run", "scan_target", "tampered_finding", "PICKLE_ENCODINGS", "SAFEART_ENCODING"]
+if TYPE_CHECKING:  # pragma: no cover
+    from metaflow import Task
 
-#: Encodings of Metaflow's pickle serializer (what it writes and what it reads).
-PICKLE_ENCODINGS = frozenset({"pickle-v2", "pickle-v4", "gzip+pickle-v2", "gzip+pickle-v4"})
-#: The encoding safeart's Metaflow serializer records.
-SAFEART_ENCODING = "safeart-v1"
+__all__ = ["scan_run", "scan_all", "scan_target", "tampered_finding", "PICKLE_ENCODINGS",
+           "SAFEART_ENCODING"]
 
-Analysis = Literal["pickle", "safeart", "unsupported"]
+_Key = tuple[StoreRef, str]
 
 
 def scan_run(
@@ -63,6 +70,9 @@ def scan_run(
     last: int | None = None,
     all_namespaces: bool = False,
     progress: Progress | None = None,
+    cache: VerdictCache | None = None,
+    jobs: int = DEFAULT_JOBS,
+    rehash: bool = False,
 ) -> ScanReport:
     """Scan every stored artifact a Metaflow pathspec names, without unpickling.
 
@@ -77,52 +87,84 @@ def scan_run(
         last: With a bare flow name: only its ``last`` most recent runs (any status).
         all_namespaces: With a bare flow name: consider runs of every namespace.
         progress: Called as ``progress(done, total, current)`` per distinct blob.
+        cache: Verdicts of blobs analysed before under this policy and scanner (bound to
+            ``policy`` when opened); new outcomes are added to it. None: no cache.
+        jobs: Batches of task records and of blobs loaded at once.
+        rehash: With ``cache``: fetch every blob anyway and use a cached outcome only for
+            bytes that still hash to their content address.
 
     Returns:
         One :class:`~safeart.scan.ScanResult` per artifact (``target`` is its pathspec
         ``Flow/run/step/task:name``; ``extra`` holds ``type``, ``encoding`` and ``sha``),
         plus one per task whose artifacts could not be listed. ``report.extra`` holds
-        ``tasks``, ``artifacts``, ``blobs_fetched`` (distinct blobs) and ``bytes_fetched``.
+        ``tasks``, ``artifacts``, ``blobs`` (distinct blobs), ``blobs_fetched``,
+        ``bytes_fetched`` and, with a cache, ``blobs_cached`` (outcomes taken from it).
 
     Raises:
         ConfigError: a malformed pathspec, a bad option, an unknown flow/run/step/task, or
             ``artifacts`` that match nothing.
     """
     started = time.perf_counter()
-    policy = policy or policy_from_env()
+    policy = resolve_policy(policy)
     spec = parse_pathspec(pathspec)
     names = check_artifact_names(artifacts or ()) + ((spec.artifact,) if spec.artifact else ())
-    store = RunDatastore()
+    store = RunDatastore(jobs=jobs)
     tasks = resolve_tasks(spec, latest=latest, last=last, all_namespaces=all_namespaces,
                           policy=policy, store=store)
-    records, incomplete = store.artifacts(tasks, names)
-    if names and not records and not incomplete:
+    report = _scan_tasks(tasks, names, policy, store, cache, rehash, progress)
+    if names and not report.results:
         raise ConfigError(
             f"no artifact named {', '.join(sorted(set(names)))} in {spec.object_pathspec}",
             hint="list the artifacts with the Metaflow client: Task(...).artifacts",
         )
-    scanner = _BlobScanner(policy, _analyses(records))
-    fetched = [a for a in records if _analysis_of(a.encoding) != "unsupported"]
-    first_use: dict[tuple[StoreRef, str], str] = {}
-    for art in fetched:
-        first_use.setdefault((art.store, art.sha), art.pathspec)
-    total = len(first_use)
-    for done, blob in enumerate(store.fetch(fetched)):
-        if progress:
-            progress(done, total, first_use[(blob.store, blob.sha)])
-        scanner.scan(blob)
-    if progress:
-        progress(total, total, "")
-    report = ScanReport(results=[scanner.result_for(a) for a in records])
-    report.results.extend(_incomplete_task(task) for task in incomplete)
-    report.extra.update(
-        tasks=len(tasks),
-        artifacts=len(records),
-        blobs_fetched=total,
-        bytes_fetched=scanner.bytes_read,
-    )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def scan_all(
+    *,
+    policy: Policy | None = None,
+    artifacts: Iterable[str] | None = None,
+    latest: bool = False,
+    last: int | None = None,
+    progress: Progress | None = None,
+    cache: VerdictCache | None = None,
+    jobs: int = DEFAULT_JOBS,
+    rehash: bool = False,
+) -> ScanReport:
+    """Scan every run of every flow the Metaflow metadata provider lists, every namespace
+    (``latest``/``last`` select runs per flow). Flows without a run to scan are skipped.
+    Arguments and result as for :func:`scan_run` (``report.extra`` adds ``flows``)."""
+    started = time.perf_counter()
+    policy = resolve_policy(policy)
+    names = check_artifact_names(artifacts or ())
+    store = RunDatastore(jobs=jobs)
+    flows = list_flows()
+    tasks = [task for flow in flows
+             for task in _flow_tasks(flow, latest, last, policy, store)]
+    report = _scan_tasks(tasks, names, policy, store, cache, rehash, progress)
+    report.extra = {"flows": len(flows), **report.extra}
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def list_flows() -> list[str]:
+    """The names of every flow the configured metadata provider knows (any namespace)."""
+    from metaflow import Metaflow
+
+    return sorted(f["flow_id"] for f in Metaflow().metadata.get_object("root", "flow", None, None)
+                  or [])
+
+
+def _flow_tasks(flow: str, latest: bool, last: int | None, policy: Policy,
+                store: RunDatastore) -> list["Task"]:
+    try:
+        return resolve_tasks(RunSpec(flow), latest=latest, last=last, all_namespaces=True,
+                             policy=policy, store=store)
+    except ConfigError as exc:
+        if "has no runs" in str(exc) or "has no successful run" in str(exc):
+            return []
+        raise
 
 
 def scan_target(
@@ -134,6 +176,9 @@ def scan_target(
     last: int | None = None,
     all_namespaces: bool = False,
     progress: Progress | None = None,
+    cache: VerdictCache | None = None,
+    jobs: int = DEFAULT_JOBS,
+    rehash: bool = False,
 ) -> ScanReport | None:
     """The ``safeart scan`` resolver: scan ``arg`` as a run if it is a Metaflow pathspec.
 
@@ -143,79 +188,121 @@ def scan_target(
     if not is_pathspec(arg):
         return None
     return scan_run(arg, policy=policy, artifacts=artifacts, latest=latest, last=last,
-                    all_namespaces=all_namespaces, progress=progress)
+                    all_namespaces=all_namespaces, progress=progress, cache=cache, jobs=jobs,
+                    rehash=rehash)
 
 
-def _analysis_of(encoding: str) -> Analysis:
-    if encoding in PICKLE_ENCODINGS:
+def _scan_tasks(
+    tasks: list["Task"], names: tuple[str, ...], policy: Policy, store: RunDatastore,
+    cache: VerdictCache | None, rehash: bool, progress: Progress | None,
+) -> ScanReport:
+    records, incomplete = store.artifacts(tasks, names)
+    scanner = _BlobScanner(policy, _analyses(records), cache)
+    fetched = [a for a in records if _analysis_of(a.encoding) != "unsupported"]
+    first_use: dict[_Key, str] = {}
+    for art in fetched:
+        first_use.setdefault((art.store, art.sha), art.pathspec)
+    cached = set() if rehash else scanner.from_cache()
+    to_fetch = [a for a in fetched if (a.store, a.sha) not in cached]
+    total = len(first_use) - len(cached)
+    for done, blob in enumerate(store.fetch(to_fetch)):
+        if progress:
+            progress(done, total, first_use[(blob.store, blob.sha)])
+        scanner.scan(blob)
+    if progress:
+        progress(total, total, "")
+    if cache is not None:
+        cache.commit()
+    report = ScanReport(results=[scanner.result_for(a) for a in records])
+    report.results.extend(_incomplete_task(task) for task in incomplete)
+    report.extra.update(tasks=len(tasks), artifacts=len(records), blobs=len(first_use),
+                        blobs_fetched=total, bytes_fetched=scanner.bytes_read)
+    if cache is not None:
+        report.extra["blobs_cached"] = scanner.cache_hits
+    return report
+
+
+def _analysis_of(encoding: str) -> Analysis | str:
+    if is_pickle(encoding):
         return "pickle"
     if encoding == SAFEART_ENCODING:
         return "safeart"
     return "unsupported"
 
 
-def _analyses(records: list[StoredArtifact]) -> dict[tuple[StoreRef, str], set[Analysis]]:
+def _analyses(records: list[StoredArtifact]) -> dict[_Key, set[Analysis]]:
     """Which analyses each blob to fetch needs (one recorded under two encodings: both)."""
-    needed: dict[tuple[StoreRef, str], set[Analysis]] = {}
+    needed: dict[_Key, set[Analysis]] = {}
     for art in records:
         analysis = _analysis_of(art.encoding)
         if analysis != "unsupported":
-            needed.setdefault((art.store, art.sha), set()).add(analysis)
+            needed.setdefault((art.store, art.sha), set()).add(analysis)  # type: ignore[arg-type]
     return needed
 
 
-@dataclass
-class _Outcome:
-    """What one analysis of one blob found (shared by every artifact using the blob)."""
-
-    findings: list[Finding]
-    size: int = 0
-    complete: bool = True
-    formats: tuple[str, ...] = ()
-    globals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seconds: float = 0.0
-    error: str | None = None
+def _where(store: StoreRef) -> str:
+    return f"{store.ds_type}:{store.ds_root.rstrip('/')}/{store.flow}"
 
 
 class _BlobScanner:
     """Analyses each fetched blob once per needed analysis and remembers the outcome."""
 
-    def __init__(self, policy: Policy, needed: dict[tuple[StoreRef, str], set[Analysis]]):
+    def __init__(self, policy: Policy, needed: dict[_Key, set[Analysis]],
+                 cache: VerdictCache | None):
         self._policy = policy
         self._needed = needed
-        self._outcomes: dict[tuple[StoreRef, str, Analysis], _Outcome] = {}
+        self._cache = cache
+        self._outcomes: dict[tuple[StoreRef, str, Analysis], Outcome] = {}
         self._reported: set[tuple[StoreRef, str, Analysis]] = set()
         self.bytes_read = 0
+        self.cache_hits = 0
+
+    def from_cache(self) -> set[_Key]:
+        """Take every blob whose every needed analysis is cached; return their keys."""
+        if self._cache is None:
+            return set()
+        hits: set[_Key] = set()
+        for (store, sha), analyses in self._needed.items():
+            found = {a: self._cache.get(_where(store), sha, a) for a in analyses}
+            if all(o is not None for o in found.values()):
+                self._outcomes.update(  # type: ignore[misc]
+                    {(store, sha, a): replace(o, seconds=0.0) for a, o in found.items()})
+                hits.add((store, sha))
+        self.cache_hits += len(hits)
+        return hits
 
     def scan(self, blob: FetchedBlob) -> None:
+        intact = blob.intact
         for analysis in self._needed[(blob.store, blob.sha)]:
-            self._outcomes[(blob.store, blob.sha, analysis)] = self._analyse(blob, analysis)
+            cached = (self._cache.get(_where(blob.store), blob.sha, analysis)
+                      if self._cache is not None and intact else None)
+            outcome = (replace(cached, seconds=0.0) if cached is not None
+                       else self._analyse(blob, analysis, intact))
+            self._outcomes[(blob.store, blob.sha, analysis)] = outcome
+            if cached is not None:
+                self.cache_hits += 1
+            elif self._cache is not None and intact:
+                self._cache.put(_where(blob.store), blob.sha, analysis, outcome)
         self.bytes_read += len(blob.data or b"")
 
-    def _analyse(self, blob: FetchedBlob, analysis: Analysis) -> _Outcome:
+    def _analyse(self, blob: FetchedBlob, analysis: Analysis, intact: bool) -> Outcome:
         if blob.data is None:
             return _unreadable(blob)
         started = time.perf_counter()
         if analysis == "pickle":
-            outcome = self._scan_pickle(blob.data, blob.sha)
+            result = scan_bytes(blob.data, policy=self._policy, name=blob.sha)
+            outcome = Outcome(result.findings, complete=result.complete,
+                              formats=tuple(result.formats), globals=result.globals,
+                              error=result.error)
         else:
-            outcome = self._audit_safeart(blob.data, blob.sha)
-        if not blob.intact:
+            findings, complete = audit_findings(blob.data, self._policy, blob.sha)
+            outcome = Outcome(findings, complete=complete,
+                              formats=("safetensors", SAFEART_ENCODING))
+        if not intact:
             outcome.findings.insert(0, tampered_finding(blob.sha))
         outcome.size = len(blob.data)
         outcome.seconds = time.perf_counter() - started
         return outcome
-
-    def _scan_pickle(self, data: bytes, sha: str) -> _Outcome:
-        result = scan_bytes(data, policy=self._policy, name=sha)
-        return _Outcome(
-            result.findings, complete=result.complete, formats=tuple(result.formats),
-            globals=result.globals, error=result.error,
-        )
-
-    def _audit_safeart(self, data: bytes, sha: str) -> _Outcome:
-        findings, complete = audit_findings(data, self._policy, sha)
-        return _Outcome(findings, complete=complete, formats=("safetensors", SAFEART_ENCODING))
 
     def result_for(self, art: StoredArtifact) -> ScanResult:
         """The artifact's result, built from its blob's shared outcome."""
@@ -227,9 +314,9 @@ class _BlobScanner:
                 extra=extra,
             )
         key = (art.store, art.sha, analysis)
-        outcome = self._outcomes[key]
+        outcome = self._outcomes[key]  # type: ignore[index]
         first = key not in self._reported  # the time is spent once, on the first artifact
-        self._reported.add(key)
+        self._reported.add(key)  # type: ignore[arg-type]
         return ScanResult(
             target=art.pathspec,
             findings=[_relocated(f, art.sha, art.pathspec) for f in outcome.findings],
@@ -269,14 +356,14 @@ def _unsupported(encoding: str, pathspec: str) -> Finding:
     )
 
 
-def _unreadable(blob: FetchedBlob) -> _Outcome:
+def _unreadable(blob: FetchedBlob) -> Outcome:
     if blob.problem == "io":
-        return _Outcome([], complete=False, error=f"cannot read blob {blob.sha}: {blob.message}")
+        return Outcome([], complete=False, error=f"cannot read blob {blob.sha}: {blob.message}")
     kind, reason = {
         "missing": ("integrity", "the blob Metaflow recorded is missing from the datastore"),
         "corrupt": ("malformed", f"Metaflow cannot unpack the stored blob: {blob.message}"),
     }[blob.problem or "corrupt"]
-    return _Outcome([Finding(Grade.UNKNOWN, kind, blob.sha, reason, location=blob.sha)],
+    return Outcome([Finding(Grade.UNKNOWN, kind, blob.sha, reason, location=blob.sha)],
                     complete=False)
 
 

@@ -3,11 +3,18 @@
 Everything goes through Metaflow's own datastore layer, so the datastore root, S3 endpoint,
 credentials and profiles are honoured exactly as Metaflow honours them:
 
-* ``FlowDataStore.get_task_datastores`` loads each task's ``data.json`` (the record the
-  Metaflow runtime itself reads: sha, encoding, type and size of *every* artifact, the
-  private ``_foreach_stack``/``_graph_info``/... included) for the latest completed attempt.
+* Each task's ``data.json`` (the record the Metaflow runtime itself reads: sha, encoding,
+  type and size of *every* artifact, the private ``_foreach_stack``/``_graph_info``/...
+  included) is read for the latest *started* attempt, and only if that attempt is done --
+  the rule of ``FlowDataStore.get_task_datastores``. The attempt is found by listing the
+  task's folder (``list_content``, one listing per task, batched), so one record costs one
+  listing and one read instead of Metaflow's probe of every possible attempt file
+  (``MAX_ATTEMPTS`` x 3 reads).
 * ``ContentAddressedStore.load_blobs`` fetches blob bytes in batches (parallel on S3) and
   gunzips them. Nothing is deserialized here.
+
+Both run ``jobs`` batches at a time in threads (each S3 batch is one Metaflow ``s3op``
+call with its own worker processes).
 
 Which datastore holds a task's data is read from the ``ds-type``/``ds-root`` metadata the
 task recorded (falling back to the current Metaflow configuration), one lookup per run.
@@ -16,19 +23,21 @@ task recorded (falling back to the current Metaflow configuration), one lookup p
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Sequence
+import json
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from ..errors import ConfigError
+from .encodings import encoding_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Task
 
-__all__ = ["StoreRef", "StoredArtifact", "FetchedBlob", "RunDatastore"]
+__all__ = ["StoreRef", "StoredArtifact", "FetchedBlob", "RunDatastore", "DEFAULT_JOBS"]
 
-#: What Metaflow assumes for artifacts recorded without an encoding (very old runs).
-LEGACY_ENCODING = "gzip+pickle-v2"
+#: Batches fetched at once by default.
+DEFAULT_JOBS = 4
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class StoredArtifact:
         type: The object's type as Metaflow recorded it (``<class 'dict'>``), if recorded.
         size: Serialized size in bytes as recorded (0 if not recorded).
         store: The datastore holding the blob.
+        serializer_info: What the serializer recorded with it (``serializer_info`` of the
+            record: safeart's signature is ``serializer_info["safeart_sig"]``); {} if none.
     """
 
     pathspec: str
@@ -59,6 +70,7 @@ class StoredArtifact:
     type: str | None
     size: int
     store: StoreRef
+    serializer_info: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:
@@ -95,12 +107,20 @@ class RunDatastore:
     Args:
         batch_keys: Most blobs fetched per ``load_blobs`` call (S3 loads > 10 keys in
             parallel worker processes).
-        batch_bytes: Most recorded bytes fetched per call (bounds memory).
+        batch_bytes: Most recorded bytes fetched per call (bounds memory: about
+            ``jobs + 1`` batches are in memory at once).
+        batch_tasks: Most task records read per listing/read call.
+        jobs: Batches (of blobs or of task records) loaded at the same time, >= 1.
     """
 
-    def __init__(self, *, batch_keys: int = 64, batch_bytes: int = 256 << 20) -> None:
+    def __init__(self, *, batch_keys: int = 64, batch_bytes: int = 256 << 20,
+                 batch_tasks: int = 500, jobs: int = DEFAULT_JOBS) -> None:
+        if jobs < 1:
+            raise ConfigError(f"jobs must be at least 1, got {jobs}")
         self._batch_keys = batch_keys
         self._batch_bytes = batch_bytes
+        self._batch_tasks = batch_tasks
+        self.jobs = jobs
         self._flow_stores: dict[StoreRef, Any] = {}
         self._run_stores: dict[tuple[str, str], StoreRef] = {}
 
@@ -118,11 +138,14 @@ class RunDatastore:
         by_store: dict[StoreRef, list["Task"]] = {}
         for task in tasks:
             by_store.setdefault(self._store_of(task), []).append(task)
+        chunks = [
+            (store, ["/".join(t.path_components[1:]) for t in group[i:i + self._batch_tasks]])
+            for store, group in by_store.items()
+            for i in range(0, len(group), self._batch_tasks)
+        ]
         records: dict[str, dict[str, Any]] = {}
-        for store, group in by_store.items():
-            specs = ["/".join(t.path_components[1:]) for t in group]
-            for tds in self._flow_store(store).get_task_datastores(pathspecs=specs):
-                records[f"{store.flow}/{tds.pathspec}"] = tds.ds_metadata
+        for loaded in _in_parallel(self.jobs, self._task_records, chunks):
+            records.update(loaded)
         found: list[StoredArtifact] = []
         missing: list[str] = []
         for task in tasks:
@@ -139,13 +162,37 @@ class RunDatastore:
                     StoredArtifact(
                         pathspec=f"{task.pathspec}:{name}",
                         sha=sha,
-                        encoding=info.get("encoding") or LEGACY_ENCODING,
+                        encoding=encoding_of(info),
                         type=info.get("type"),
                         size=int(info.get("size") or 0),
                         store=store,
+                        serializer_info=info.get("serializer_info") or {},
                     )
                 )
         return found, missing
+
+    def _task_records(self, store: StoreRef, specs: list[str]) -> dict[str, dict[str, Any]]:
+        """``{"Flow/run/step/task": data.json}`` of the tasks ``specs`` (``run/step/task``)
+        whose latest started attempt is done; the others are left out."""
+        storage = self._flow_store(store)._storage_impl
+        urls = {storage.path_join(store.flow, spec): spec for spec in specs}
+        names: dict[str, set[str]] = {}
+        for entry in storage.list_content(list(urls)):
+            if entry.is_file:
+                folder, _, name = entry.path.rstrip("/").rpartition("/")
+                names.setdefault(folder, set()).add(name)
+        wanted: dict[str, str] = {}
+        for url, spec in urls.items():
+            attempt = _done_attempt(names.get(url, set()))
+            if attempt is not None:
+                wanted[storage.path_join(url, f"{attempt}.data.json")] = spec
+        records: dict[str, dict[str, Any]] = {}
+        with storage.load_bytes(list(wanted)) as loaded:
+            for key, path, _meta in loaded:
+                if path is not None:
+                    with open(path, encoding="utf-8") as f:
+                        records[f"{store.flow}/{wanted[key]}"] = json.load(f)
+        return records
 
     def _store_of(self, task: "Task") -> StoreRef:
         flow, run = task.path_components[:2]
@@ -172,24 +219,16 @@ class RunDatastore:
     def fetch(self, artifacts: Iterable[StoredArtifact]) -> Iterator[FetchedBlob]:
         """Each distinct blob behind ``artifacts`` exactly once, in batches.
 
-        The next batch downloads in a background thread while the caller works on the
-        current one (so about two batches are in memory at once). A blob Metaflow cannot
-        read (missing, broken gzip, I/O error) comes back with ``problem`` set instead of
-        failing its whole batch.
+        ``jobs`` batches download in background threads while the caller works on the
+        one it was handed (blobs come in the order their batches complete). A blob
+        Metaflow cannot read (missing, broken gzip, I/O error) comes back with ``problem``
+        set instead of failing its whole batch.
         """
         sizes: dict[tuple[StoreRef, str], int] = {}
         for art in artifacts:
             sizes.setdefault((art.store, art.sha), art.size)
-        batches = self._batches(sizes)
-        if not batches:
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="safeart-fetch") as pool:
-            pending = pool.submit(self._load_batch, *batches[0])
-            for following in batches[1:] + [None]:
-                loaded = pending.result()
-                if following is not None:
-                    pending = pool.submit(self._load_batch, *following)
-                yield from loaded
+        for loaded in _in_parallel(self.jobs, self._load_batch, self._batches(sizes)):
+            yield from loaded
 
     def _batches(
         self, sizes: dict[tuple[StoreRef, str], int]
@@ -242,6 +281,38 @@ class RunDatastore:
         except Exception as exc:
             return FetchedBlob(store, key, None, "io", f"{type(exc).__name__}: {exc}")
         return FetchedBlob(store, key, blob)
+
+
+def _in_parallel(jobs: int, work: Any, batches: list[tuple[Any, ...]]) -> Iterator[Any]:
+    """``work(*batch)`` of each batch, ``jobs`` at a time in threads, yielded as they
+    complete (at most ``jobs`` results wait in memory besides the one yielded)."""
+    if not batches:
+        return
+    todo = iter(batches)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="safeart-fetch") as pool:
+        running: set[Future[Any]] = set()
+        for batch in todo:
+            running.add(pool.submit(work, *batch))
+            if len(running) >= jobs:
+                break
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                for batch in todo:  # refill before handing the result over
+                    running.add(pool.submit(work, *batch))
+                    break
+                yield future.result()
+
+
+def _done_attempt(names: set[str]) -> int | None:
+    """The task's latest started attempt (``N.attempt.json``) if it is done
+    (``N.DONE.lock``), as ``FlowDataStore.get_task_datastores`` decides; else None."""
+    started = [int(n.split(".", 1)[0]) for n in names
+               if n.endswith(".attempt.json") and n.split(".", 1)[0].isdigit()]
+    if not started:
+        return None
+    latest = max(started)
+    return latest if f"{latest}.DONE.lock" in names else None
 
 
 def _storage_impl(ds_type: str) -> type:

@@ -1,0 +1,240 @@
+"""The verdict cache that makes a re-scan of an unchanged datastore cheap.
+
+::
+
+    cache = VerdictCache.open(default_cache_path(), policy)   # None when it cannot be used
+    report = scan_run("TrainFlow", cache=cache)               # or safeart scan --all
+
+What one entry says. "The blob with content address ``sha`` in datastore ``where``,
+analysed as ``analysis`` (``pickle`` or ``safeart``) by this scanner under this policy,
+gave this :class:`Outcome`." The key is all of these, hashed:
+
+* ``sha``: Metaflow's content address (sha1 of the blob's bytes) and ``where`` (datastore
+  type, root and flow);
+* the **policy fingerprint** (:func:`policy_fingerprint`): every allowlist rule with its
+  kind and reason, aliases, ``trust_main``, ``include_defaults`` and every limit, so a
+  verdict reached under a laxer or older policy never answers for the current one;
+* the **scanner fingerprint** (:func:`scanner_fingerprint`): the safeart version and a
+  hash of every source file of the installed ``safeart`` package, so a fixed or stricter
+  scanner re-scans everything.
+
+What a re-scan skips, and what it does not. With a cache, a blob whose every needed
+analysis is cached is **not fetched**: Metaflow names blobs by their content hash, so
+the same key means the same bytes as long as the datastore is intact. The task records
+(``data.json``: which blob each artifact is, its encoding) are read afresh every time, so
+an artifact pointed at another blob, a new run or a changed encoding is analysed. What a
+skipped fetch cannot see is a blob **overwritten in place** under its old key after its
+first scan; ``safeart scan --rehash`` (``rehash=True``) fetches every blob again and
+checks it against its content address, using the cached analysis only for bytes that
+still hash to it (a fetch without the scan). Outcomes are cached only for blobs whose
+bytes matched their content address; a tampered, missing or unreadable blob is reported
+on every scan.
+
+Storage and trust. One SQLite file (default ``$XDG_CACHE_HOME/safeart/verdicts.sqlite``,
+else ``~/.cache/safeart/verdicts.sqlite``). Each scan's new entries are written in one
+transaction (atomic: a killed scan leaves the previous state); concurrent scans share the
+file. Every row carries a checksum over its key and outcome; a row that does not verify or
+does not parse is ignored (the blob is scanned again), and a file that cannot be opened or
+read is ignored with a warning, the scan then running uncached. The cache is trusted like
+the safeart installation itself: keep it in a directory only you can write (whoever can
+write it can forge a clean verdict, as whoever can write the installed scanner can).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import sqlite3
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..policy import Grade, Policy, qualified_name
+from ..scan import Finding
+
+__all__ = [
+    "Analysis",
+    "Outcome",
+    "VerdictCache",
+    "default_cache_path",
+    "policy_fingerprint",
+    "scanner_fingerprint",
+]
+
+#: How a blob is analysed: by the pickle scanner, or by the safeart loader's checks.
+Analysis = Literal["pickle", "safeart"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    key TEXT PRIMARY KEY,
+    outcome TEXT NOT NULL,
+    checksum TEXT NOT NULL
+)
+"""
+
+
+@dataclass
+class Outcome:
+    """What one analysis of one blob found (shared by every artifact using the blob)."""
+
+    findings: list[Finding]
+    size: int = 0
+    complete: bool = True
+    formats: tuple[str, ...] = ()
+    globals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> str:
+        """The outcome as compact JSON (what the cache stores)."""
+        return json.dumps({
+            "findings": [f.to_dict() for f in self.findings], "size": self.size,
+            "complete": self.complete, "formats": list(self.formats),
+            "globals": self.globals, "seconds": self.seconds, "error": self.error,
+        }, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Outcome":
+        """Parse :meth:`to_json` output; ``ValueError``/``KeyError``/``TypeError`` if it is
+        not one."""
+        doc = json.loads(text)
+        findings = [
+            Finding(Grade(f["grade"]), str(f["kind"]), str(f["name"]), str(f["reason"]),
+                    offset=f["offset"], location=str(f["location"]), opcode=f["opcode"])
+            for f in doc["findings"]
+        ]
+        if not isinstance(doc["globals"], dict) or not isinstance(doc["complete"], bool):
+            raise TypeError("malformed outcome")
+        return cls(findings, size=int(doc["size"]), complete=doc["complete"],
+                   formats=tuple(str(x) for x in doc["formats"]), globals=doc["globals"],
+                   seconds=float(doc["seconds"]), error=doc["error"])
+
+
+def policy_fingerprint(policy: Policy) -> str:
+    """A sha256 over everything in ``policy`` that can change a verdict: the rules (name,
+    kind, reason), aliases (recorded name -> target name), ``include_defaults``,
+    ``trust_main`` and the limits."""
+    aliases = {
+        recorded: qualified_name(target) if isinstance(target, type) else str(target)
+        for recorded, target in policy.aliases.items()
+    }
+    doc = {
+        "rules": sorted((r.name, r.kind, r.reason) for r in policy.rules.values()),
+        "aliases": sorted(aliases.items()),
+        "include_defaults": policy.include_defaults,
+        "trust_main": policy.trust_main,
+        "limits": dataclasses.asdict(policy.limits),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def scanner_fingerprint() -> str:
+    """``<version>+<sha256 of every .py file of the installed safeart package>``."""
+    from .. import __version__
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:16]}"
+
+
+def default_cache_path() -> Path:
+    """``$XDG_CACHE_HOME/safeart/verdicts.sqlite``, else ``~/.cache/safeart/...``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "safeart" / "verdicts.sqlite"
+
+
+class VerdictCache:
+    """Cached :class:`Outcome` per (datastore, sha, analysis) for one policy and scanner.
+
+    Use :meth:`open`; look entries up with :meth:`get`, :meth:`put` new ones and
+    :meth:`commit` them in one transaction at the end of a scan.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, policy: Policy) -> None:
+        self.path = path
+        self._db = connection
+        self._scope = f"{policy_fingerprint(policy)}\0{scanner_fingerprint()}"
+        self._pending: list[tuple[str, str, str]] = []
+        self.hits = 0
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], policy: Policy) -> "VerdictCache | None":
+        """The cache in file ``path`` (created with its folder), bound to ``policy``; None,
+        with a warning, when the file cannot be created, opened or read."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            db.execute(_SCHEMA)
+            db.execute("SELECT count(*) FROM verdicts LIMIT 1").fetchone()
+        except (OSError, sqlite3.Error) as exc:
+            _warn(path, exc)
+            return None
+        return cls(db, path, policy)
+
+    def _key(self, where: str, sha: str, analysis: Analysis) -> str:
+        raw = f"{where}\0{sha}\0{analysis}\0{self._scope}".encode()
+        return hashlib.sha256(raw).hexdigest()
+
+    @staticmethod
+    def _checksum(key: str, outcome: str) -> str:
+        return hashlib.sha256(f"{key}\0{outcome}".encode()).hexdigest()
+
+    def get(self, where: str, sha: str, analysis: Analysis) -> Outcome | None:
+        """The cached outcome, or None (not cached, or a row that does not verify)."""
+        key = self._key(where, sha, analysis)
+        try:
+            row = self._db.execute(
+                "SELECT outcome, checksum FROM verdicts WHERE key = ?", (key,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            _warn(self.path, exc)
+            return None
+        if row is None or row[1] != self._checksum(key, row[0]):
+            return None
+        try:
+            outcome = Outcome.from_json(row[0])
+        except (ValueError, KeyError, TypeError):
+            return None
+        self.hits += 1
+        return outcome
+
+    def put(self, where: str, sha: str, analysis: Analysis, outcome: Outcome) -> None:
+        """Remember ``outcome`` (written by the next :meth:`commit`)."""
+        key = self._key(where, sha, analysis)
+        text = outcome.to_json()
+        self._pending.append((key, text, self._checksum(key, text)))
+
+    def commit(self) -> None:
+        """Write every pending entry in one transaction (all or nothing)."""
+        if not self._pending:
+            return
+        try:
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO verdicts (key, outcome, checksum) VALUES (?, ?, ?)",
+                    self._pending,
+                )
+        except sqlite3.Error as exc:
+            _warn(self.path, exc)
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Commit and close the file."""
+        self.commit()
+        self._db.close()
+
+
+def _warn(path: Path, exc: BaseException) -> None:
+    warnings.warn(
+        f"safeart: verdict cache {path} is unusable ({type(exc).__name__}: {exc}); "
+        "scanning without it (remove the file to start a new cache)",
+        RuntimeWarning, stacklevel=3,
+    )
