@@ -37,12 +37,16 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Iterator, Mapping, Optional, Union
 
+from .._lazy import lazy_names
 from ..policy import AllowSpec, Policy
 from . import modes
 from .enforcement import enforce, is_enforced
-from .runscan import scan_run
 
 __all__ = ["strict", "is_strict", "set_policy", "allowing", "scan_run", "enforce", "is_enforced"]
+
+#: ``scan_run`` imports the scanner (and numpy): loaded on first access only, so the
+#: package stays cheap for the Metaflow extension that imports it in every process.
+__getattr__, __dir__ = lazy_names(__name__, {"scan_run": ".runscan"}, __all__)
 
 
 def strict(enabled: bool = True) -> None:
