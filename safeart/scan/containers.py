@@ -32,6 +32,7 @@ try:  # the very header reader numpy.load uses (a literal parser, ast.literal_ev
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.lib.format import _read_array_header  # type: ignore[attr-defined,no-redef]
 
+from ..pickle_facts import TORCH_ZIP_STORAGE_TYPES, proto_header
 from ..policy import Grade
 from .compressed import compressed_format, decompress
 from .context import ScanContext
@@ -111,10 +112,11 @@ def _dispatch(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
     # A PROTO header makes top-level content a pickle for sure; inside an archive raw tensor
     # bytes start with 0x80 0x02 often enough that only a *.pkl name does.
     strict = hint in ("pickle", "torch-pickle") or (
-        hint != "member" and len(head) >= 2 and head[0] == 0x80 and head[1] <= 5
+        hint != "member" and proto_header(head) is not None
     )
+    storages = TORCH_ZIP_STORAGE_TYPES if hint == "torch-pickle" else None
     if end > start and scan_stream(ctx, buf, start, end, loc, strict=strict, nested=scan_blob,
-                                   torch_storages=hint == "torch-pickle"):
+                                   torch_storages=storages):
         return
     if appended_zip(buf, start, end) is not None:  # unknown bytes, then a zip
         ctx.format("zip")
@@ -133,7 +135,7 @@ def _polyglot_pickle(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: s
     name) or of a safetensors file (its header length) can be chosen to form a pickle. With a
     PROTO header it is a pickle for sure; otherwise kept only if CPython's parser imported a
     real (dotted identifier) name there."""
-    if end - start >= 2 and buf[start] == 0x80 and buf[start + 1] <= 5:
+    if proto_header(buf, start, end) is not None:
         scan_stream(ctx, buf, start, end, f"{loc} > as-pickle", strict=True, nested=scan_blob)
         return
     mark = ctx.mark()

@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import reprlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from ..pickle_facts import compat_name
 from ..policy import Grade, Verdict
 from .calls import CallGrader
 from .context import ScanContext
 from .joblib_arrays import UNDECIDED, WrapperRecord, plan
-from .stubs import GuardedReader, StubUnpickler, compat_name, stub_name
+from .stubs import GuardedReader, StubUnpickler, stub_name
 from .walker import Buffer, ImportOp, Walker
 
-__all__ = ["PickleOutcome", "scan_pickle", "BlobScanner", "STORAGE_ELEMENT_SIZES"]
-
-#: ``torch.<X>Storage`` -> element size: the storage types of torch's legacy format. Inside a
-#: torch stream they only tag persistent ids (torch maps them to a dtype).
-STORAGE_ELEMENT_SIZES = {
-    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
-    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1,
-    "ByteStorage": 1, "BoolStorage": 1, "ComplexDoubleStorage": 16,
-    "ComplexFloatStorage": 8, "QUInt8Storage": 1, "QInt8Storage": 1, "QInt32Storage": 4,
-    "QUInt4x2Storage": 1, "QUInt2x4Storage": 1, "UntypedStorage": 1,
-}
+__all__ = ["PickleOutcome", "scan_pickle", "BlobScanner"]
 
 #: How nested payloads are scanned: (ctx, buf, start, end, location, hint) -> None.
 BlobScanner = Callable[[ScanContext, Buffer, int, int, str, str], None]
@@ -69,7 +60,7 @@ def scan_pickle(
     *,
     strict: bool,
     nested: BlobScanner,
-    torch_storages: bool = False,
+    torch_storages: Mapping[str, str] | None = None,
 ) -> PickleOutcome:
     """Scan the pickle at ``buf[start:]`` (bounded by ``end``) and record findings.
 
@@ -77,7 +68,9 @@ def scan_pickle(
         strict: The bytes must be a pickle (a PROTO header, or a ``.pkl`` member). Otherwise
             bytes that break before importing anything are "not a pickle" and leave no trace.
         nested: Scans payloads found inside (``_load_from_bytes`` bytes, joblib object arrays).
-        torch_storages: Persistent ids are expected to be torch storage references.
+        torch_storages: Persistent ids are expected to be torch storage references, tagged
+            by these storage types (:data:`~safeart.pickle_facts.TORCH_ZIP_STORAGE_TYPES` in a
+            checkpoint's ``data.pkl``, ``TORCH_LEGACY_STORAGE_TYPES`` in a legacy stream).
     """
     mark = ctx.mark()
     walker = Walker(buf, start, end, ctx.limits)
@@ -128,15 +121,14 @@ def _name(op: ImportOp) -> str:
 
 
 def _grade_imports(ctx: ScanContext, walker: Walker, run: StubUnpickler, loc: str,
-                   torch_storages: bool) -> None:
+                   torch_storages: Mapping[str, str] | None) -> None:
     performed = set()
     for call in run.calls:
         op = call.op
         offset = op.offset if op else None
         opcode = op.opcode if op else None
         module, name = call.resolved
-        tag = module in ("torch", "torch.storage") and name in STORAGE_ELEMENT_SIZES
-        if torch_storages and tag:
+        if torch_storages is not None and f"{module}.{name}" in torch_storages:
             verdict = ctx.grade_as(call.resolved, Grade.ALLOWED, "storage type tag of a torch "
                                    "persistent id (torch maps it to a dtype)")
         else:
@@ -202,10 +194,11 @@ def _grade_stream(
 
 
 def _grade_persistent_ids(
-    ctx: ScanContext, run: StubUnpickler, walker: Walker, loc: str, torch_storages: bool
+    ctx: ScanContext, run: StubUnpickler, walker: Walker, loc: str,
+    torch_storages: Mapping[str, str] | None,
 ) -> None:
     for i, pid in enumerate(run.persistent_ids):
-        if torch_storages and _is_torch_pid(pid):
+        if torch_storages is not None and _is_torch_pid(pid):
             continue
         offset = walker.persids[i] if i < len(walker.persids) else None
         # reprlib: a pid of shared tuples (DUP + TUPLE2, "billion laughs") prints in full

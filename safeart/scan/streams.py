@@ -10,30 +10,30 @@ accounted for byte by byte and anything after them is scanned as trailing data.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from ..limits import Limits
+from ..pickle_facts import TORCH_LEGACY_MAGIC, TORCH_LEGACY_STORAGE_TYPES, storage_itemsize
 from ..policy import Grade
 from .context import ScanContext
-from .pickles import STORAGE_ELEMENT_SIZES, BlobScanner, PickleOutcome, scan_pickle
+from .pickles import BlobScanner, PickleOutcome, scan_pickle
 from .stubs import stub_name
 from .walker import Buffer
 from .zipread import appended_zip
 
-__all__ = ["scan_stream", "TORCH_MAGIC"]
-
-#: ``torch.serialization.MAGIC_NUMBER``: the first pickle of a legacy torch stream.
-TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+__all__ = ["scan_stream"]
 
 _LEGACY_PARTS = ("protocol", "sys_info", "data", "storage keys")
 
 
 def scan_stream(
     ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str, *,
-    strict: bool, nested: BlobScanner, torch_storages: bool = False,
+    strict: bool, nested: BlobScanner, torch_storages: Mapping[str, str] | None = None,
 ) -> bool:
     """Scan stacked pickles at ``buf[start:end]``; False when it is not a pickle at all.
 
     ``torch_storages``: the first pickle is a torch checkpoint's ``data.pkl``, whose
-    persistent ids name storages.
+    persistent ids name storages of these types.
     """
     header = _known_header(ctx, buf, start, end)
     if header:  # the very bytes of a legacy header already scanned clean: same outcome
@@ -47,7 +47,7 @@ def scan_stream(
     if not first.is_pickle:
         return False
     ctx.format("pickle")
-    if first.complete and type(first.result) is int and first.result == TORCH_MAGIC:
+    if first.complete and type(first.result) is int and first.result == TORCH_LEGACY_MAGIC:
         ctx.format("torch-legacy")
         pos = _legacy(ctx, buf, first.next_start or end, end, loc, nested, _LEGACY_PARTS[:2])
         # Remember the header only if it added nothing at all: no finding, no import.
@@ -118,7 +118,8 @@ def _legacy(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
     outs: list[PickleOutcome] = []
     for part in parts:
         out = scan_pickle(ctx, buf, pos, end, f"{loc} > {part}@{pos}", strict=True,
-                          nested=nested, torch_storages=part == "data")
+                          nested=nested,
+                          torch_storages=TORCH_LEGACY_STORAGE_TYPES if part == "data" else None)
         if not out.complete or out.next_start is None:
             return None
         outs.append(out)
@@ -134,7 +135,7 @@ def _records(ctx: ScanContext, buf: Buffer, pos: int, end: int, loc: str,
     """Account for the raw storage records byte by byte; scan whatever follows them."""
     where = f"{loc} > storages@{pos}"
     sizes = {
-        pid[2]: STORAGE_ELEMENT_SIZES.get((stub_name(pid[1]) or "").rsplit(".", 1)[-1])
+        pid[2]: storage_itemsize(stub_name(pid[1]))
         for pid in data.persistent_ids
         if type(pid) is tuple and len(pid) >= 3 and type(pid[2]) is str
     }

@@ -14,7 +14,6 @@ Everything a pickle can import goes through :meth:`LoadSession.resolve`, which
 
 from __future__ import annotations
 
-import _compat_pickle
 import importlib
 import io
 import pickle
@@ -22,6 +21,7 @@ import reprlib
 from typing import Any, Callable, Mapping, NoReturn, TypeVar
 
 from ..errors import FormatError, LimitExceeded, PolicyError, SafeartError
+from ..pickle_facts import compat_name, proto_header
 from ..policy import Grade, Policy
 from ..scan.calls import resource_hint
 from ..scan.walker import Walker
@@ -154,11 +154,7 @@ class LoadSession:
                     hint="a name this long is a crafted pickle, not a real import",
                 )
             )
-        if protocol < 3:  # what the C Unpickler's own find_class does (fix_imports=True)
-            if (module, name) in _compat_pickle.NAME_MAPPING:
-                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-            elif module in _compat_pickle.IMPORT_MAPPING:
-                module = _compat_pickle.IMPORT_MAPPING[module]
+        module, name = compat_name(module, name, protocol)  # as the C Unpickler's find_class
         verdict = self.policy.grade(module, name)
         full = verdict.name
         if verdict.grade is not Grade.ALLOWED:
@@ -285,7 +281,7 @@ def load_one(
     _check_limits(stream, start, session)
     head = stream.read(2)
     stream.seek(start)
-    protocol = head[1] if len(head) == 2 and head[0] == pickle.PROTO[0] else 0
+    protocol = proto_header(head) or 0  # a PROTO above the highest fails at once anyway
     return factory(stream, session, protocol).load()
 
 

@@ -25,42 +25,21 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import FormatError, UnsupportedVersion
+from ..pickle_facts import (
+    TORCH_LEGACY_MAGIC,
+    TORCH_LEGACY_PROTOCOL,
+    TORCH_LEGACY_STORAGE_TYPES,
+    TORCH_RECORD_COUNT_BYTES,
+)
 from .restricted import LoadSession, RestrictedUnpickler, load_one, short_repr
 
-__all__ = ["STORAGE_TYPES", "StorageTag", "load_legacy_stream"]
-
-MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
-PROTOCOL_VERSION = 1001
-_COUNT_BYTES = 8
-
-#: ``torch.<name>`` storage classes of the legacy format -> ``torch.<dtype>`` they stand for
-#: (torch/storage.py ``_dtype_to_storage_type_map``). Nothing else is a storage type.
-STORAGE_TYPES: Mapping[str, str] = {
-    "DoubleStorage": "float64",
-    "FloatStorage": "float32",
-    "HalfStorage": "float16",
-    "LongStorage": "int64",
-    "IntStorage": "int32",
-    "ShortStorage": "int16",
-    "CharStorage": "int8",
-    "ByteStorage": "uint8",
-    "BoolStorage": "bool",
-    "BFloat16Storage": "bfloat16",
-    "ComplexDoubleStorage": "complex128",
-    "ComplexFloatStorage": "complex64",
-    "QInt8Storage": "qint8",
-    "QInt32Storage": "qint32",
-    "QUInt8Storage": "quint8",
-    "QUInt4x2Storage": "quint4x2",
-    "QUInt2x4Storage": "quint2x4",
-}
-
+__all__ = ["StorageTag", "load_legacy_stream"]
 
 @dataclass(frozen=True)
 class StorageTag:
@@ -99,7 +78,7 @@ class _Storages:
                 raise FormatError(f"storage {short_repr(key)} declared twice, differently")
             return storage
         nbytes = numel * tag.dtype.itemsize
-        self.charged += _COUNT_BYTES + nbytes
+        self.charged += TORCH_RECORD_COUNT_BYTES + nbytes
         if self.charged > self.size - self.stream.tell():  # raw data follows the main pickle
             raise FormatError(
                 f"storage {short_repr(key)} declares {nbytes} bytes, more than the stream holds"
@@ -119,15 +98,17 @@ class _Storages:
         for key in keys:
             _, untyped, numel = self.declared[key]
             nbytes = untyped.nbytes()
-            end = pos + _COUNT_BYTES + nbytes
+            end = pos + TORCH_RECORD_COUNT_BYTES + nbytes
             if end > len(data):
                 raise FormatError(f"torch stream truncated in storage {short_repr(key)}")
-            count = int.from_bytes(data[pos : pos + _COUNT_BYTES], "little", signed=True)
+            count = int.from_bytes(data[pos : pos + TORCH_RECORD_COUNT_BYTES], "little",
+                                   signed=True)
             if count != numel:
                 raise FormatError(f"storage {short_repr(key)} holds {count} elements, not {numel}")
             if nbytes:
                 target = torch.empty(0, dtype=torch.uint8).set_(untyped).numpy()
-                target[:] = np.frombuffer(data, np.uint8, nbytes, pos + _COUNT_BYTES)
+                offset = pos + TORCH_RECORD_COUNT_BYTES
+                target[:] = np.frombuffer(data, np.uint8, nbytes, offset)
             pos = end
         stream.seek(pos)
 
@@ -142,8 +123,9 @@ class _MainUnpickler(RestrictedUnpickler):
         self._storages = storages
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "torch" and name in STORAGE_TYPES:
-            return StorageTag(name, getattr(torch, STORAGE_TYPES[name]))
+        dtype = TORCH_LEGACY_STORAGE_TYPES.get(f"{module}.{name}")
+        if dtype is not None:
+            return StorageTag(name, getattr(torch, dtype))
         return super().find_class(module, name)
 
     def persistent_load(self, pid: Any) -> Any:
@@ -152,10 +134,10 @@ class _MainUnpickler(RestrictedUnpickler):
 
 def _check_header(stream: io.BytesIO, session: LoadSession) -> None:
     magic = load_one(stream, session)
-    if type(magic) is not int or magic != MAGIC_NUMBER:
+    if type(magic) is not int or magic != TORCH_LEGACY_MAGIC:
         raise FormatError("not a torch legacy stream (bad magic number)")
     version = load_one(stream, session)
-    if type(version) is not int or version != PROTOCOL_VERSION:
+    if type(version) is not int or version != TORCH_LEGACY_PROTOCOL:
         raise UnsupportedVersion(f"torch legacy stream protocol version {short_repr(version)}")
     sys_info = load_one(stream, session)
     if not isinstance(sys_info, dict):

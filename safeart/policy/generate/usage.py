@@ -15,9 +15,10 @@ input is :mod:`safeart.scan`'s job.
 
 from __future__ import annotations
 
-import _compat_pickle
 import pickletools
 from typing import Any
+
+from ...pickle_facts import compat_name
 
 __all__ = ["CALLED", "NEW", "ARGUMENT", "HELD", "uses"]
 
@@ -43,16 +44,6 @@ class _Tuple:
         self.items = items
 
 
-def _name(module: str, name: str, protocol: int) -> str:
-    """The name CPython imports (``_compat_pickle`` renaming below protocol 3)."""
-    if protocol < 3:
-        if (module, name) in _compat_pickle.NAME_MAPPING:
-            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-        elif module in _compat_pickle.IMPORT_MAPPING:
-            module = _compat_pickle.IMPORT_MAPPING[module]
-    return f"{module}.{name}"
-
-
 def uses(data: bytes) -> dict[str, set[str]]:
     """Every global one plain pickle imports -> how it is used (``CALLED``, ``NEW``, ...)."""
     found: dict[str, set[str]] = {}
@@ -74,7 +65,7 @@ def uses(data: bytes) -> dict[str, set[str]]:
         return items[::-1]
 
     def imported(module: str, name: str) -> _Global:
-        full = _name(module, name, protocol)
+        full = ".".join(compat_name(module, name, protocol))  # the name CPython imports
         found.setdefault(full, set())
         return _Global(full)
 
