@@ -109,18 +109,18 @@ def test_proto_header_is_what_cpython_accepts():
 
 def test_scan_unpickle_and_generator_share_one_definition():
     from safeart.policy.generate import usage
-    from safeart.scan import containers, pickles, streams
+    from safeart.scan import archives, pickles, streams
     from safeart.unpickle import restricted, torch_legacy
 
     assert pickles.compat_name is restricted.compat_name is usage.compat_name \
         is facts.compat_name
-    assert containers.proto_header is restricted.proto_header is facts.proto_header
+    assert archives.proto_header is restricted.proto_header is facts.proto_header
     assert streams.TORCH_LEGACY_MAGIC is torch_legacy.TORCH_LEGACY_MAGIC \
         is facts.TORCH_LEGACY_MAGIC
     assert streams.TORCH_LEGACY_STORAGE_TYPES is torch_legacy.TORCH_LEGACY_STORAGE_TYPES \
         is facts.TORCH_LEGACY_STORAGE_TYPES
-    assert containers.TORCH_ZIP_STORAGE_TYPES is facts.TORCH_ZIP_STORAGE_TYPES
-    for module in (pickles, streams, containers, restricted, torch_legacy, usage):
+    assert archives.TORCH_ZIP_STORAGE_TYPES is facts.TORCH_ZIP_STORAGE_TYPES
+    for module in (pickles, streams, archives, restricted, torch_legacy, usage):
         source = open(module.__file__, encoding="utf-8").read().lower()
         assert "import _compat_pickle" not in source
         assert hex(facts.TORCH_LEGACY_MAGIC) not in source

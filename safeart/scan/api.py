@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Union
 
 from ..policy import Grade, Policy, resolve_policy
-from .containers import scan_blob
+from .archives import scan_blob
 from .context import ScanContext
 from .report import ScanReport, ScanResult
 from .safetensors import SUFFIX, scan_safetensors

@@ -1,4 +1,6 @@
-"""Decide what a blob is by its content (never its name) and scan it recursively.
+"""Decide what a blob is by its content (never its name) and scan it recursively: the archive
+and stream formats a scanned artifact may come in (safeart's own file layout is
+:mod:`safeart.format`, never read here).
 
 Each format is recognised by what its victim's own reader accepts, not by the common case:
 
