@@ -101,14 +101,18 @@ def verify_run(target: str, *, verifier: Verifier, store: Any = None) -> RunVeri
     tasks = resolve_tasks(spec)
     names = [spec.artifact] if spec.artifact else []
     records, incomplete = store.artifacts(tasks, names)
-    blobs = {(b.store, b.sha): b for b in store.fetch(records)}
-    result = RunVerification(incomplete=incomplete)
-    for record in records:
-        result.checked.append(_check(record, blobs[(record.store, record.sha)], verifier))
-    return result
+    sharing: dict[tuple[Any, str], list[int]] = {}
+    for i, record in enumerate(records):
+        sharing.setdefault((record.store, record.sha), []).append(i)
+    checked: list[Checked | None] = [None] * len(records)
+    for blob in store.fetch(records):  # each distinct blob once, then dropped
+        value = digest(blob.data) if blob.data is not None else ""
+        for i in sharing[(blob.store, blob.sha)]:
+            checked[i] = _check(records[i], blob, value, verifier)
+    return RunVerification([c for c in checked if c is not None], incomplete)
 
 
-def _check(record: Any, blob: Any, verifier: Verifier) -> Checked:
+def _check(record: Any, blob: Any, value: str, verifier: Verifier) -> Checked:
     where, encoding = record.pathspec, record.encoding
     if blob.data is None:
         return Checked(where, encoding, blob.problem, "not checked", message=blob.message)
@@ -118,13 +122,13 @@ def _check(record: Any, blob: Any, verifier: Verifier) -> Checked:
     )
     if metaflow_owned(record.name):
         return Checked(where, encoding, content, "metaflow", message=problem)
+    sig = _signature_of(record.serializer_info)
     try:
-        verifier.verify(where, digest(blob.data), _signature_of(record.serializer_info))
+        verifier.verify(where, value, sig)
     except IntegrityError as err:
         return Checked(where, encoding, content, err.reason, err.key_id,
                        "; ".join(filter(None, [problem, f"{err.message} (hint: {err.hint})"])))
-    return Checked(where, encoding, content, "ok", _signature_of(record.serializer_info)["key"],
-                   problem)
+    return Checked(where, encoding, content, "ok", sig["key"], problem)
 
 
 def _signature_of(info: Mapping[str, Any] | None) -> Any:
@@ -132,18 +136,24 @@ def _signature_of(info: Mapping[str, Any] | None) -> Any:
 
 
 def render_text(result: RunVerification, target: str) -> str:
-    """The table ``safeart verify`` prints: one line per artifact, then each failure's
-    message and a summary line."""
+    """The table ``safeart verify`` prints: one line per artifact (Metaflow's own only when
+    they fail; they are counted), then each failure's message and a summary line."""
     rows = [("ARTIFACT", "ENCODING", "CONTENT", "SIGNATURE")]
+    hidden = 0
     for c in result.checked:
-        sig = f"ok ({c.key_id})" if c.signature == "ok" else c.signature
-        rows.append((c.artifact, c.encoding, c.content, sig))
+        if c.signature == "metaflow" and c.ok:
+            hidden += 1
+            continue
+        rows.append((c.artifact, c.encoding, c.content,
+                     f"ok ({c.key_id})" if c.signature == "ok" else c.signature))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths)) + "  " + r[3]
              for r in rows]
+    if hidden:
+        lines.append(f"(+ {hidden} artifacts Metaflow stores for itself: not signed, "
+                     "content address ok)")
     lines += [f"task {t}: no completed attempt (nothing to verify)" for t in result.incomplete]
-    for c in result.failures:
-        lines.append(f"FAILED {c.artifact}: {c.message}")
+    lines += [f"FAILED {c.artifact}: {c.message}" for c in result.failures]
     failed = len(result.failures)
     verdict = "verified" if result.ok else ("FAILED" if failed else "nothing to verify")
     lines.append(f"{target}: {verdict}: {len(result.checked)} artifacts, {failed} failed")

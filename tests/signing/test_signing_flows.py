@@ -106,8 +106,12 @@ def test_signed_run_records_signatures_and_verifies_clean(flow_env, keys, capsys
     sig = info["serializer_info"][SIG_FIELD]
     assert sig["key"] == keys.key_id and sig["ps"].startswith(f"SignedFlow/{run_id}/start/")
     assert sig["ps"].endswith(":weights")
-    # inherited by end: the same record, signed where it was produced
-    assert _record(flow_env, run_id, "end")["info"]["weights"]["serializer_info"][SIG_FIELD] == sig
+    end = _record(flow_env, run_id, "end")["info"]
+    # end never touches old_weights: it inherits start's record, signed where it was produced
+    start_old = _record(flow_env, run_id, "start")["info"]["old_weights"]["serializer_info"]
+    assert end["old_weights"]["serializer_info"][SIG_FIELD] == start_old[SIG_FIELD]
+    # end read weights, so Metaflow re-saved it there: signed under end's own pathspec
+    assert end["weights"]["serializer_info"][SIG_FIELD]["ps"].startswith(f"SignedFlow/{run_id}/end/")
 
     code, out = _verify(flow_env, keys, f"SignedFlow/{run_id}", capsys)
     assert code == 0, out

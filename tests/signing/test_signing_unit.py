@@ -255,3 +255,36 @@ def test_missing_or_broken_sidecar_is_refused(verifier: Verifier, tmp_path: Path
     with pytest.raises(IntegrityError) as info:
         verify_file(path, verifier)
     assert info.value.reason == reason
+
+
+# -- the command line (safeart/signing/cli.py's parsers) ---------------------------------------
+def _cli(*argv: str) -> int:
+    import argparse
+
+    from safeart.signing.cli import add_parser
+
+    parser = argparse.ArgumentParser(prog="safeart")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return int(args.func(args))
+
+
+def test_cli_keygen_sign_and_verify_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TRUST_KEYS_ENV, raising=False)
+    key = tmp_path / "k.pem"
+    assert _cli("keygen", str(key)) == 0
+    assert _cli("keygen", str(key)) == 2  # never replaces a key
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(BLOB)
+    assert _cli("sign", str(model), "--key", str(key)) == 0
+    public = str(tmp_path / "k.pub.pem")
+    capsys.readouterr()
+    assert _cli("verify", str(model), "--trust-key", public) == 0
+    assert f"{model}: verified: 1 artifacts, 0 failed" in capsys.readouterr().out
+    model.write_bytes(BLOB + b"!")
+    assert _cli("verify", str(model), "--trust-key", public) == 1
+    out = capsys.readouterr().out
+    assert f"FAILED {model}: signature check failed" in out and "bad-signature" in out
+    assert _cli("verify", str(model)) == 2  # no trust keys anywhere
+    assert "no trust keys" in capsys.readouterr().err
