@@ -15,38 +15,12 @@ import pytest
 
 import safeart
 
-TOP_LEVEL = [
-    "FORMAT_VERSION",
-    "AuditReport",
-    "ClassRef",
-    "ConfigError",
-    "EncodeError",
-    "FormatError",
-    "Grade",
-    "LimitExceeded",
-    "Limits",
-    "Policy",
-    "PolicyError",
-    "Rule",
-    "SafeartError",
-    "ScanReport",
-    "ScanResult",
-    "UnsafeArtifactError",
-    "UnsupportedVersion",
-    "audit",
-    "convert",
-    "dumps",
-    "export",
-    "is_safeart",
-    "load",
-    "load_file",
-    "load_policy",
-    "loads",
-    "save_file",
-    "scan_bytes",
-    "scan_path",
-    "scan_run",
-]
+TOP_LEVEL = (
+    "FORMAT_VERSION AuditReport ClassRef ConfigError EncodeError FormatError Grade "
+    "LimitExceeded Limits Policy PolicyError Rule SafeartError ScanReport ScanResult "
+    "UnsafeArtifactError UnsupportedVersion audit convert dumps export is_safeart load "
+    "load_file load_policy loads save_file scan_bytes scan_path scan_run"
+).split()
 #: Top-level packages and safeart subpackages a light import must not load.
 HEAVY = ("numpy", "torch", "metaflow", "safeart.format", "safeart.scan", "safeart.metaflow")
 

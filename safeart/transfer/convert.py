@@ -8,7 +8,8 @@
 The pickle is scanned and loaded with the restricted unpickler
 (:func:`safeart.guard.load_pickle`; an unclean scan refuses it), then encoded with
 :func:`safeart.save_file`: the file-to-file twin of :func:`safeart.export`, which does the
-same for an artifact a Metaflow run stored.
+same for an artifact a Metaflow run stored. When ``$SAFEART_SIGNING_KEY`` names a key,
+both sign what they wrote (a detached ``<file>.sig``, :func:`safeart.signing.sign_file`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Iterable
 from ..guard import load_pickle
 from ..policy import AllowSpec, Policy, resolve_policy
 
-__all__ = ["convert"]
+__all__ = ["convert", "sign_written"]
 
 
 def convert(
@@ -46,7 +47,8 @@ def convert(
         UnsafeArtifactError: the scan is not clean; nothing was unpickled or written.
         PolicyError, FormatError: the restricted load refused or failed.
         EncodeError: the object cannot be stored in the safe format.
-        ConfigError: ``$SAFEART_POLICY`` names a missing or invalid policy file.
+        ConfigError: ``$SAFEART_POLICY`` names a missing or invalid policy file, or
+            ``$SAFEART_SIGNING_KEY`` an unusable key (the file is written, not signed).
     """
     from ..format import save_file
 
@@ -54,4 +56,18 @@ def convert(
     obj = load_pickle(data, policy=resolve_policy(policy, allow), artifact=os.fspath(source))
     del data
     save_file(obj, destination, name=Path(source).stem)
+    sign_written(destination)
     return Path(destination)
+
+
+def sign_written(path: str | os.PathLike[str]) -> None:
+    """Write ``<path>.sig`` for a file just written, when ``$SAFEART_SIGNING_KEY`` is set.
+
+    Raises:
+        ConfigError: the key cannot be used, or the sidecar cannot be written.
+    """
+    from ..signing import sign_file, signer_from_settings
+
+    signer = signer_from_settings()
+    if signer is not None:
+        sign_file(path, signer)

@@ -20,6 +20,9 @@ and checked the same way:
   (:func:`safeart.guard.load_pickle`; an unclean scan refuses it), then encoded with
   :func:`safeart.save_file`. This is how a legacy model leaves pickle behind
   (:func:`safeart.convert` does the same for a pickle file).
+
+With ``$SAFEART_SIGNING_KEY`` set, the file is signed once written (``<name>.safetensors.sig``,
+checked with :func:`safeart.signing.verify_file`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ..metaflow.encodings import is_pickle
 from ..metaflow.loader import check_safeart, decode, fetch, locate
 from ..metaflow.stored import RunDatastore
 from ..policy import AllowSpec, Policy, resolve_policy
+from .convert import sign_written
 
 __all__ = ["Exported", "export"]
 
@@ -82,6 +86,8 @@ def export(
         UnsafeArtifactError, PolicyError, FormatError, ConfigError: as :func:`safeart.load`;
             nothing is written then.
         EncodeError: a pickled artifact holds something the safe format cannot store.
+        ConfigError: also when ``$SAFEART_SIGNING_KEY`` names an unusable key (the file is
+            written, not signed).
     """
     policy = resolve_policy(policy, allow)
     store = RunDatastore()
@@ -99,6 +105,7 @@ def export(
             audit(blob.data or b"", policy=policy, name=record.name).raise_for_problems()
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(blob.data or b"")
+        sign_written(target)
     except SafeartError as err:
         raise err.with_artifact(record.pathspec)
     return Exported(target, record.pathspec, record.encoding)
