@@ -92,6 +92,10 @@ def verify_command(args: argparse.Namespace) -> int:
     except SafeartError as exc:  # ConfigError: keys, pathspec, no such run; I/O
         print(f"safeart verify: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ImportError as exc:  # a pathspec without Metaflow installed
+        print(f"safeart verify: {exc}\n  hint: Metaflow pathspecs need "
+              "pip install 'safeart[metaflow]'", file=sys.stderr)
+        return EXIT_USAGE
     ok = all(result.ok for _, result in results)
     if args.format == "json":
         out = {target: as_json(result) for target, result in results}

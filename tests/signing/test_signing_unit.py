@@ -288,3 +288,26 @@ def test_cli_keygen_sign_and_verify_a_file(tmp_path: Path, capsys: pytest.Captur
     assert f"FAILED {model}: signature check failed" in out and "bad-signature" in out
     assert _cli("verify", str(model)) == 2  # no trust keys anywhere
     assert "no trust keys" in capsys.readouterr().err
+
+
+def test_arbitrary_records_only_ever_raise_integrity_errors(signer: Signer, verifier: Verifier) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    good = signer.sign(PS, digest(BLOB))
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=100)
+    values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=3)
+                          | st.dictionaries(st.text(max_size=5), kids, max_size=3), max_leaves=8)
+    fields = st.sampled_from(sorted(good)) | st.text(max_size=5)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(fields, values, max_size=6), st.booleans())
+    def check(edits: dict, start_from_good: bool) -> None:
+        record = {**good, **edits} if start_from_good else edits
+        try:
+            verifier.verify(PS, digest(BLOB), record)
+        except IntegrityError:
+            return
+        assert record["sig"] == good["sig"] and record["ps"] == PS and record["key"] == good["key"]
+
+    check()
