@@ -4,10 +4,13 @@
 
     safeart scan PATH... [--format text|json|sarif] [--policy FILE] [--allow CLASS]...
                          [--alias NAME=CLASS]... [--fail-on dangerous|unknown] [--output FILE]
+                         [--jobs N] [--cache FILE | --no-cache] [--rehash]
+    safeart scan --all [...]          every run of every flow Metaflow's metadata lists
 
     safeart export Flow/run/step/task:NAME DIR [--allow CLASS]... [--alias NAME=CLASS]...
                    [--policy FILE]
     safeart convert PICKLE OUTPUT [--allow CLASS]... [--alias NAME=CLASS]... [--policy FILE]
+    safeart verify|sign|keygen ...    signatures (:mod:`safeart.signing.cli`)
 
 Exit codes: 0 clean (``scan``) or written (``export``/``convert``); 1 findings at or above
 ``--fail-on`` or anything that could not be fully analysed (``scan``), or the artifact was
@@ -22,22 +25,29 @@ Extending it:
   anything else (a Metaflow pathspec such as ``Flow/12/step``) to the :data:`RESOLVERS`, each
   ``resolver(arg, policy, args, progress) -> ScanReport | None`` (None: not mine). The module
   ``safeart.metaflow.runscan``, when present, is asked through its ``scan_target`` function
-  with the Metaflow options (``--artifact``, ``--latest``, ``--last``, ``--all-namespaces``).
+  with the Metaflow options (``--artifact``, ``--latest``, ``--last``, ``--all-namespaces``,
+  ``--jobs``, the verdict cache, ``--rehash``); ``--all`` calls its ``scan_all``.
+
+The verdict cache (:mod:`safeart.metaflow.verdicts`) is used by ``--all`` by default (file
+:func:`~safeart.metaflow.verdicts.default_cache_path`) and by any Metaflow scan given
+``--cache FILE``; ``--no-cache`` turns it off.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
 import time
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 from .errors import ConfigError, SafeartError
 from .policy import Grade, Policy, load_policy, policy_from_env
 from .scan import ScanReport, collect_files, render, scan_file
 from .scan.render import FORMATS
+from .signing.cli import add_parser as _register_signing
 
 __all__ = ["main", "SUBCOMMANDS", "RESOLVERS", "Resolver"]
 
@@ -60,9 +70,38 @@ def _runscan_resolver(
     except ImportError:
         return None
     return module.scan_target(  # type: ignore[no-any-return]
-        arg, policy=policy, artifacts=args.artifact, latest=args.latest, last=args.last,
-        all_namespaces=args.all_namespaces, progress=progress,
+        arg, all_namespaces=args.all_namespaces, **_metaflow_options(policy, args, progress)
     )
+
+
+def _metaflow_options(
+    policy: Policy, args: argparse.Namespace, progress: Callable[[int, int, str], None]
+) -> dict[str, Any]:
+    """The keyword arguments ``scan_target``/``scan_all`` take from the command line."""
+    return dict(policy=policy, artifacts=args.artifact, latest=args.latest, last=args.last,
+                progress=progress, cache=_open_cache(args, policy), jobs=args.jobs,
+                rehash=args.rehash)
+
+
+def _open_cache(args: argparse.Namespace, policy: Policy) -> Any:
+    """The verdict cache the options ask for (opened once per command), or None."""
+    if args.no_cache or not (args.cache or args.all):
+        return None
+    if getattr(args, "_cache", None) is None:
+        from .metaflow.verdicts import VerdictCache, default_cache_path
+
+        args._cache = VerdictCache.open(args.cache or default_cache_path(), policy)
+    return args._cache
+
+
+def _scan_all(
+    policy: Policy, args: argparse.Namespace, progress: Callable[[int, int, str], None]
+) -> list[ScanReport]:
+    if not args.all:
+        return []
+    from .metaflow.runscan import scan_all
+
+    return [scan_all(**_metaflow_options(policy, args, progress))]
 
 
 RESOLVERS.append(_runscan_resolver)
@@ -96,6 +135,12 @@ def _resolve(arg: str, policy: Policy, args: argparse.Namespace, progress: _Prog
 
 
 def _scan(args: argparse.Namespace) -> int:
+    """audit pickles, checkpoints, archives and Metaflow runs without unpickling them
+
+    Scan files and folders (recursively) by content: pickles, PyTorch checkpoints,
+    joblib/numpy files, gzip/bz2/xz/zip/tar wrappers; and Metaflow runs by pathspec, or
+    every flow with --all.
+    """
     try:
         policy = _load_policy(args)
     except SafeartError as exc:
@@ -105,12 +150,21 @@ def _scan(args: argparse.Namespace) -> int:
     report = ScanReport()
     progress = _Progress(sys.stderr)
     try:
+        if not args.paths and not args.all:
+            raise ConfigError("nothing to scan", hint="name files, folders or pathspecs, "
+                              "or pass --all for every flow in the Metaflow datastore")
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
         files = collect_files([a for a in args.paths if os.path.exists(a)])
         targets = [a for a in args.paths if not os.path.exists(a)]
         resolved = [_resolve(a, policy, args, progress) for a in targets]
+        resolved += _scan_all(policy, args, progress)
     except (FileNotFoundError, SafeartError) as exc:
         print(f"safeart scan: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if getattr(args, "_cache", None) is not None:
+            args._cache.close()
     for i, path in enumerate(files):
         progress(i, len(files), str(path))
         report.results.append(scan_file(path, policy=policy))
@@ -136,14 +190,20 @@ def _scan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if report.fails(threshold) else EXIT_CLEAN
 
 
+def _subcommand(
+    subparsers: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` running ``func(args)``: its help is the first paragraph of
+    ``func``'s docstring, its description the rest. Returns its parser."""
+    summary, _, details = inspect.getdoc(func).partition("\n\n")  # type: ignore[union-attr]
+    p = subparsers.add_parser(name, help=summary, description=" ".join(details.split()))
+    p.set_defaults(func=func)
+    return p
+
+
 def _register_scan(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "scan",
-        help="audit pickles, checkpoints and archives without unpickling them",
-        description="Scan files and folders (recursively) by content: pickles, PyTorch "
-        "checkpoints, joblib/numpy files, gzip/bz2/xz/zip/tar wrappers.",
-    )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or other target")
+    p = _subcommand(subparsers, "scan", _scan)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="file, folder or other target")
     p.add_argument("--format", choices=sorted(FORMATS), default="text")
     _policy_options(p)
     p.add_argument("--fail-on", choices=["dangerous", "unknown"], default="unknown",
@@ -161,7 +221,19 @@ def _register_scan(subparsers: argparse._SubParsersAction) -> None:
                     help="Flow: only its N latest runs, failed ones included")
     mf.add_argument("--all-namespaces", action="store_true",
                     help="Flow: runs of every namespace, not only the current one")
-    p.set_defaults(func=_scan)
+    mf.add_argument("--all", action="store_true",
+                    help="every run of every flow the metadata lists, every namespace "
+                    "(--latest/--last apply per flow); keeps a verdict cache")
+    mf.add_argument("--jobs", type=int, default=4, metavar="N",
+                    help="batches of task records and blobs fetched at once (default 4)")
+    mf.add_argument("--cache", metavar="FILE",
+                    help="verdict cache file (default for --all: "
+                    "$XDG_CACHE_HOME/safeart/verdicts.sqlite): blobs analysed before under "
+                    "the same policy and safeart are not fetched again")
+    mf.add_argument("--no-cache", action="store_true", help="never use a verdict cache")
+    mf.add_argument("--rehash", action="store_true",
+                    help="with a cache: fetch every blob and check it against its content "
+                    "address (catches a blob overwritten in place); the scan is still skipped")
 
 
 def _policy_options(p: argparse.ArgumentParser) -> None:
@@ -199,6 +271,13 @@ def _write(command: str, args: argparse.Namespace, write: Callable[[Policy], str
 
 
 def _export(args: argparse.Namespace) -> int:
+    """write a Metaflow artifact to DIR/NAME.safetensors for serving without Metaflow
+
+    Export one Metaflow artifact as a safeart file (safetensors + manifest). safeart
+    artifacts are audited and copied; pickled ones are scanned, loaded with the restricted
+    unpickler and re-encoded, or refused. Load the file with
+    safeart.load_file(path, allow=[...]).
+    """
     def write(policy: Policy) -> str:
         from .transfer.export import export
 
@@ -210,6 +289,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    """turn a pickle file into a safeart file after a clean scan
+
+    Scan a plain pickle file, load it with the restricted unpickler and write it in the
+    safe format; refused unless the scan is clean.
+    """
     def write(policy: Policy) -> str:
         from .transfer.convert import convert
 
@@ -220,37 +304,23 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _register_export(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="write a Metaflow artifact to DIR/NAME.safetensors for serving without Metaflow",
-        description="Export one Metaflow artifact as a safeart file (safetensors + manifest). "
-        "safeart artifacts are audited and copied; pickled ones are scanned, loaded with the "
-        "restricted unpickler and re-encoded, or refused. Load the file with "
-        "safeart.load_file(path, allow=[...]).",
-    )
+    p = _subcommand(subparsers, "export", _export)
     p.add_argument("pathspec", help="Flow/run/step/task:NAME, or Flow/run, Flow with --name")
     p.add_argument("directory", metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--name", help="the artifact name, unless the pathspec ends with :NAME")
     _policy_options(p)
-    p.set_defaults(func=_export)
 
 
 def _register_convert(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "convert",
-        help="turn a pickle file into a safeart file after a clean scan",
-        description="Scan a plain pickle file, load it with the restricted unpickler and "
-        "write it in the safe format; refused unless the scan is clean.",
-    )
+    p = _subcommand(subparsers, "convert", _convert)
     p.add_argument("source", metavar="PICKLE", help="a plain pickle file (pickle.dump output)")
     p.add_argument("output", metavar="OUTPUT", help="the safeart file to write")
     _policy_options(p)
-    p.set_defaults(func=_convert)
 
 
 #: Every subcommand's ``register(subparsers)``.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _register_scan, _register_export, _register_convert,
+    _register_scan, _register_export, _register_convert, _register_signing,
 ]
 
 
