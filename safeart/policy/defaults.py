@@ -5,11 +5,12 @@ This module is the one place that assembles :data:`DEFAULT_RULES`:
 * :data:`_CLASSES` / :data:`_CALLABLES` below: entries no sample pickle of the generator
   covers (torch's tensor reconstructors, numpy 1.x reconstructor paths, Metaflow and joblib
   types), each with its reason;
-* ``safeart/policy/generated/*.py``: the standard library's inert value types, numpy,
-  pandas (2.x and 3.x class paths), scikit-learn, torch.nn, and the names safeart's own value
-  codecs record (``generated/codecs.py``), written by
+* ``safeart/policy/generated/*.json`` (:data:`GENERATED`): the standard library's inert value
+  types, numpy, pandas (2.x and 3.x class paths), scikit-learn, torch.nn, and the names
+  safeart's own value codecs record (``codecs.json``), written by
   ``python -m safeart.policy.generate`` with a reason per entry and the library version
-  they were generated from (see :mod:`safeart.policy.generate`).
+  they were generated from (see :mod:`safeart.policy.generate`). They are data, read once
+  on first use of the defaults.
 
 Every name is exact (no wildcards: a wildcard on a module tree would also admit its
 functions). A name listed more than once (pandas 2 and 3 share their Cython paths) keeps the
@@ -18,19 +19,47 @@ broadest kind its pickles need: ``callable`` over ``class`` over ``reference``.
 
 from __future__ import annotations
 
-from .generated import codecs as _codecs
-from .generated import numpy as _numpy
-from .generated import pandas_2 as _pandas_2
-from .generated import pandas_3 as _pandas_3
-from .generated import sklearn as _sklearn
-from .generated import stdlib as _stdlib
-from .generated import torch as _torch
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 from .model import KIND_BREADTH, Rule
 
-__all__ = ["DEFAULT_RULES", "GENERATED"]
+__all__ = ["DEFAULT_RULES", "GENERATED", "GENERATED_DIR", "GENERATED_FAMILIES", "GeneratedList",
+           "read_generated"]
 
-#: The generated modules, in the order their entries are added.
-GENERATED = (_stdlib, _numpy, _pandas_2, _pandas_3, _sklearn, _torch, _codecs)
+#: Where the generated lists live (shipped as package data).
+GENERATED_DIR = Path(__file__).resolve().parent / "generated"
+#: The generated lists (file stems), in the order their entries are added.
+GENERATED_FAMILIES = ("stdlib", "numpy", "pandas_2", "pandas_3", "sklearn", "torch", "codecs")
+
+
+@dataclass(frozen=True)
+class GeneratedList:
+    """One generated list: a library's entries as generated from one version of it."""
+
+    #: The file's stem (``pandas_2``).
+    family: str
+    #: The distribution the entries come from (``scikit-learn``), and its version.
+    library: str
+    version: str
+    #: ``(exact name, kind, why admitting it is safe)``, sorted by name.
+    entries: tuple[tuple[str, str, str], ...]
+    #: Names the library's benign samples import that are never admitted, and why.
+    excluded: tuple[tuple[str, str], ...]
+
+
+def read_generated(family: str, directory: Path = GENERATED_DIR) -> GeneratedList:
+    """Read ``<directory>/<family>.json`` (as :func:`safeart.policy.generate.render` writes)."""
+    data = json.loads((directory / f"{family}.json").read_text(encoding="utf-8"))
+    return GeneratedList(
+        family, data["library"], data["version"],
+        tuple((e["name"], e["kind"], e["reason"]) for e in data["entries"]),
+        tuple((e["name"], e["reason"]) for e in data["excluded"]),
+    )
+
+
+GENERATED: tuple[GeneratedList, ...] = tuple(read_generated(f) for f in GENERATED_FAMILIES)
 
 #: Classes no generator sample covers (Metaflow's own types, joblib's array placeholder).
 _CLASSES: dict[str, str] = {
@@ -66,13 +95,14 @@ _CALLABLES: dict[str, str] = {
     "numpy.core.numeric._frombuffer": "numpy 1.x name of numpy._core.numeric._frombuffer",
 }
 
+
 def _assemble() -> tuple[Rule, ...]:
     rules: dict[str, Rule] = {}
     listed = [(n, "class", r) for n, r in _CLASSES.items()]
     listed += [(n, "callable", r) for n, r in _CALLABLES.items()]
-    for module in GENERATED:
-        listed += [(n, k, f"{r} [{module.LIBRARY} {module.LIBRARY_VERSION}]")
-                   for n, k, r in module.ENTRIES]
+    for generated in GENERATED:
+        listed += [(n, k, f"{r} [{generated.library} {generated.version}]")
+                   for n, k, r in generated.entries]
     for name, kind, reason in listed:
         known = rules.get(name)
         if known is None or KIND_BREADTH[kind] > KIND_BREADTH[known.kind]:

@@ -10,20 +10,20 @@ import pytest
 
 from safeart import Grade, Policy
 from safeart.policy import dangerous
-from safeart.policy.defaults import DEFAULT_RULES, GENERATED
-from safeart.policy.generate import entries_for, reasons, samples
+from safeart.policy.defaults import DEFAULT_RULES, GENERATED, GENERATED_DIR, read_generated
+from safeart.policy.generate import entries_for, reasons, render, samples
 from safeart.policy.generate.usage import uses
 from safeart.policy.model import KINDS
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
-@pytest.mark.parametrize("module", GENERATED, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
-def test_generated_entries_are_exact_reviewed_and_versioned(module):
-    assert module.LIBRARY and re.match(r"^\d+\.\d+", module.LIBRARY_VERSION)
-    names = [name for name, _, _ in module.ENTRIES]
+@pytest.mark.parametrize("generated", GENERATED, ids=lambda g: g.family)
+def test_generated_entries_are_exact_reviewed_and_versioned(generated):
+    assert generated.library and re.match(r"^\d+\.\d+", generated.version)
+    names = [name for name, _, _ in generated.entries]
     assert len(names) == len(set(names)) and names == sorted(names)
-    for name, kind, reason in module.ENTRIES:
+    for name, kind, reason in generated.entries:
         assert _NAME.match(name), name  # no wildcards, no odd characters
         assert kind in KINDS and len(reason) > 15, (name, kind, reason)
         assert reasons.excluded(name) is None, name
@@ -32,11 +32,11 @@ def test_generated_entries_are_exact_reviewed_and_versioned(module):
 
 def test_reasons_are_specific_per_family():
     """No single string hides most of a list: the most common reason covers one family."""
-    for module in GENERATED:
-        if module.LIBRARY == "torch":
+    for generated in GENERATED:
+        if generated.library == "torch":
             continue  # two reasons: layers and activation functions
-        top = Counter(reason for _, _, reason in module.ENTRIES).most_common(1)[0][1]
-        assert top <= max(40, len(module.ENTRIES) // 3), module.__name__
+        top = Counter(reason for _, _, reason in generated.entries).most_common(1)[0][1]
+        assert top <= max(40, len(generated.entries) // 3), generated.family
 
 
 def test_one_rule_per_name_with_the_broadest_kind():
@@ -75,14 +75,24 @@ def test_codec_and_stdlib_names_are_on_the_default_policy():
 @pytest.mark.parametrize("family", ["stdlib", "numpy", "pandas"])
 def test_generated_list_matches_the_installed_library(family):
     """Regenerating gives the committed list (for the library version installed here)."""
-    module_name = {"pandas": f"pandas_{importlib.import_module('pandas').__version__[0]}"}.get(
+    stem = {"pandas": f"pandas_{importlib.import_module('pandas').__version__[0]}"}.get(
         family, family)
-    module = importlib.import_module(f"safeart.policy.generated.{module_name}")
+    generated = read_generated(stem)
     version = importlib.import_module(family).__version__ if family != "stdlib" else None
-    if version is not None and version != module.LIBRARY_VERSION:
-        pytest.skip(f"{family} {version} installed, list generated from {module.LIBRARY_VERSION}")
+    if version is not None and version != generated.version:
+        pytest.skip(f"{family} {version} installed, list generated from {generated.version}")
     entries, excluded = entries_for(family)
-    assert tuple(entries) == module.ENTRIES and tuple(excluded) == module.EXCLUDED
+    assert tuple(entries) == generated.entries and tuple(excluded) == generated.excluded
+
+
+def test_generated_lists_are_data_files_as_the_generator_renders_them():
+    """The lists are JSON data (no modules), each exactly the text render() writes for it."""
+    assert sorted(p.name for p in GENERATED_DIR.iterdir() if p.name != "__pycache__") == \
+        sorted(f"{g.family}.json" for g in GENERATED)
+    for generated in GENERATED:
+        text = (GENERATED_DIR / f"{generated.family}.json").read_text(encoding="utf-8")
+        assert text == render(generated.library, generated.version, list(generated.entries),
+                              list(generated.excluded))
 
 
 def test_usage_reader_classifies_calls_instantiations_and_references():
