@@ -219,16 +219,8 @@ class Policy:
             PolicyError: the class is not allowed, with a hint saying how to allow it.
         """
         full = f"{module}.{qualname}"
-        if self.rule_for(full, "class") is not None:
-            return
-        if self.trust_main and module == "__main__":
-            return
-        raise PolicyError(
-            f"class {full} is not on the allowlist",
-            name=full,
-            path=path or None,
-            hint=self.how_to_allow(full),
-        )
+        if self.rule_for(full, "class") is None:
+            self._refuse(f"class {full} is not on the allowlist", module, full, path)
 
     def how_to_allow(self, full: str, kind: Kind = "class") -> str:
         """One sentence telling the user exactly how to allow ``full`` as a ``kind`` entry."""
@@ -276,16 +268,15 @@ class Policy:
             PolicyError: neither entry exists, with a hint saying how to allow it.
         """
         full = f"{module}.{qualname}"
-        if self.rule_for(full, "class") or self.rule_for(full, "callable"):
-            return
+        if not (self.rule_for(full, "class") or self.rule_for(full, "callable")):
+            self._refuse(f"values of {full} are not on the allowlist", module, full, path)
+
+    def _refuse(self, message: str, module: str, full: str, path: str) -> None:
+        """Raise a PolicyError saying how to allow ``full``, unless ``trust_main`` admits it
+        (a name in the running ``__main__``)."""
         if self.trust_main and module == "__main__":
             return
-        raise PolicyError(
-            f"values of {full} are not on the allowlist",
-            name=full,
-            path=path or None,
-            hint=self.how_to_allow(full),
-        )
+        raise PolicyError(message, name=full, path=path or None, hint=self.how_to_allow(full))
 
     def check_reference(self, module: str, qualname: str, *, path: str = "") -> None:
         """Audit a recorded reference (a function, factory or constant kept by name)
