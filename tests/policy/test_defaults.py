@@ -149,3 +149,11 @@ def test_unknown_builtins_are_refused_but_not_called_dangerous():
     assert verdict.grade is Grade.UNKNOWN
     assert Policy().grade("builtins", "int").grade is Grade.ALLOWED
     assert Policy().grade("uuid", "UUID").grade is Grade.ALLOWED
+
+
+def test_no_reviewed_rule_is_shadowed_by_an_earlier_one():
+    """A rule after one with the same pattern and a shared kind would never give its reason."""
+    seen: list[tuple[str, tuple[str, ...]]] = []
+    for pattern, kinds, _ in reasons.RULES:
+        assert not [p for p, k in seen if p == pattern and set(k) & set(kinds)], pattern
+        seen.append((pattern, kinds))

@@ -40,7 +40,7 @@ __all__ = ["FAMILIES", "collect", "entries_for", "render", "main"]
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "generated"
 _GENERATED_NOTE = ("written by python -m safeart.policy.generate from benign sample pickles; "
-                   "do not edit: reasons come from safeart/policy/generate/reasons.py")
+                   "do not edit: reasons come from safeart/policy/generate/reasons.toml")
 _PROTOCOLS = (2, 4, 5)
 
 
