@@ -36,6 +36,7 @@ def test_convert_signs_what_it_wrote_with_the_configured_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from safeart.signing import keygen, verify_file
+    from safeart.transfer.convert import sign_written
 
     pair = keygen(tmp_path / "key.pem")
     monkeypatch.setenv(SIGNING_KEY_ENV, str(pair.private_path))
@@ -43,3 +44,4 @@ def test_convert_signs_what_it_wrote_with_the_configured_key(
     out = safeart.convert(_pickle_file(tmp_path), tmp_path / "m.safetensors")
     assert Path(f"{out}.sig").exists()
     verify_file(out)
+    assert sign_written(out) == Path(f"{out}.sig")

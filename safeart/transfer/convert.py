@@ -60,8 +60,9 @@ def convert(
     return Path(destination)
 
 
-def sign_written(path: str | os.PathLike[str]) -> None:
-    """Write ``<path>.sig`` for a file just written, when ``$SAFEART_SIGNING_KEY`` is set.
+def sign_written(path: str | os.PathLike[str]) -> Path | None:
+    """Write ``<path>.sig`` for a file just written, when ``$SAFEART_SIGNING_KEY`` is set;
+    return the sidecar's path (None: no key configured, nothing written).
 
     Raises:
         ConfigError: the key cannot be used, or the sidecar cannot be written.
@@ -69,5 +70,4 @@ def sign_written(path: str | os.PathLike[str]) -> None:
     from ..signing import sign_file, signer_from_settings
 
     signer = signer_from_settings()
-    if signer is not None:
-        sign_file(path, signer)
+    return sign_file(path, signer).sidecar if signer is not None else None

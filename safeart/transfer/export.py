@@ -51,11 +51,14 @@ class Exported:
         path: The safeart file (``<directory>/<name>.safetensors``).
         artifact: The artifact exported, ``Flow/run/step/task:name``.
         encoding: How Metaflow had stored it (``safeart-v1``, ``pickle-v4`` ...).
+        signature: The detached signature written beside ``path`` (``<path>.sig``) when
+            ``$SAFEART_SIGNING_KEY`` is set; None otherwise.
     """
 
     path: Path
     artifact: str
     encoding: str
+    signature: Path | None = None
 
     @property
     def converted(self) -> bool:
@@ -105,7 +108,7 @@ def export(
             audit(blob.data or b"", policy=policy, name=record.name).raise_for_problems()
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(blob.data or b"")
-        sign_written(target)
+        signature = sign_written(target)
     except SafeartError as err:
         raise err.with_artifact(record.pathspec)
-    return Exported(target, record.pathspec, record.encoding)
+    return Exported(target, record.pathspec, record.encoding, signature)
