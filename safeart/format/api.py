@@ -15,6 +15,7 @@ from ..errors import FormatError, SafeartError, UnsupportedVersion
 from ..limits import Limits
 from ..policy import AllowSpec, Policy, resolve_policy
 from . import manifest as _manifest
+from .fileio import map_file, read_file, write_file
 from .layout import METADATA_KEY, Header, as_view, pack, parse_json, read_header, sniff
 from .report import AuditReport
 
@@ -49,15 +50,16 @@ def dumps(obj: Any, *, name: str = "") -> bytes:
 
 
 def save_file(obj: Any, path: PathLike, *, name: str = "") -> None:
-    """Encode ``obj`` like :func:`dumps` and write it to ``path``, streaming the tensors."""
-    parts = _encode(obj, name)  # fails before the file is touched
-    with open(path, "wb") as file:
-        for part in parts:
-            file.write(part)
+    """Encode ``obj`` like :func:`dumps` and write it to ``path``, streaming the tensors.
+
+    The blob goes to a new file renamed over ``path`` (see :func:`load_file`: objects
+    loaded from the old file keep its content); an interrupted write leaves no partial file.
+    """
+    write_file(path, _encode(obj, name))  # encoding fails before any file is touched
 
 
 def loads(data: Buffer, *, policy: Policy | None = None, allow: Iterable[AllowSpec] = (),
-          device: Any = None, name: str = "") -> Any:
+          device: Any = None, name: str = "", copy: bool = True) -> Any:
     """Audit, then rebuild the object in a safeart blob.
 
     Args:
@@ -69,6 +71,10 @@ def loads(data: Buffer, *, policy: Policy | None = None, allow: Iterable[AllowSp
             file).
         device: Move tensors there (``"cuda:0"``, a ``torch.device``); CPU if None.
         name: What to call the root object in error paths.
+        copy: If False and ``data`` is writable (a ``bytearray``, a private mapping), the
+            tensors and arrays share its memory instead of copying out of it: the caller
+            hands ``data`` over and must not change it afterwards. Read-only ``data``
+            (``bytes``) is always copied from.
 
     Raises:
         PolicyError: the blob names a class the policy does not allow (nothing was
@@ -76,26 +82,27 @@ def loads(data: Buffer, *, policy: Policy | None = None, allow: Iterable[AllowSp
         FormatError: the blob is malformed (LimitExceeded: a limit was hit;
             UnsupportedVersion: written by an unknown format version).
     """
-    return _load(as_view(data), resolve_policy(policy, allow), device, name)
+    buf = as_view(data)
+    return _load(buf, resolve_policy(policy, allow), device, name, owned=not (copy or buf.readonly))
 
 
 def load_file(path: PathLike, *, policy: Policy | None = None, allow: Iterable[AllowSpec] = (),
-              device: Any = None, name: str = "") -> Any:
-    """Like :func:`loads` for a file. The file is read once into memory that the rebuilt
-    tensors and arrays then share (no second copy, no mapping of the file left behind), so
-    loading holds one copy of the weights."""
+              device: Any = None, name: str = "", mmap: bool = True) -> Any:
+    """Like :func:`loads` for a file: only its header and manifest are read and audited
+    before anything is built, and the tensors and arrays share the file's bytes.
+
+    With ``mmap`` (the default) they are backed by a private, copy-on-write mapping of the
+    file, as with ``safetensors.torch.load_file`` or ``torch.load(mmap=True)``: a weight
+    is read from disk when it is first used, writing to it never changes the file, and
+    the mapping lives as long as an object uses it. Replace a loaded file by renaming a
+    new one over it (as :func:`save_file` does); a file rewritten in place changes the
+    weights not yet written to, and one truncated makes the process fail (``SIGBUS``)
+    when it uses them. With ``mmap=False`` the file is read once into memory of its own:
+    one copy of the weights, independent of the file from then on.
+    """
     policy = resolve_policy(policy, allow)
     try:
-        with open(path, "rb", buffering=0) as file:
-            data = memoryview(bytearray(os.fstat(file.fileno()).st_size))
-            if not data:
-                raise FormatError("empty file")
-            done = 0
-            while done < len(data):
-                got = file.readinto(data[done:])
-                if not got:
-                    raise FormatError(f"the file shrank while it was read ({done} bytes)")
-                done += got
+        data = map_file(path) if mmap else read_file(path)
         return _load(data, policy, device, name, owned=True)
     except SafeartError as exc:
         raise exc.with_artifact(os.fspath(path))

@@ -1,4 +1,4 @@
-"""The safetensors container of a safeart blob: header validation, tensor bytes, writing.
+"""The file layout of a safeart blob (safetensors): header validation, tensor bytes, files.
 
 Layout (the safetensors format): an 8-byte little-endian header length ``N``, ``N`` bytes
 of JSON header, then the tensor bytes. safeart writes this layout itself (the weights are
@@ -17,6 +17,7 @@ Nothing here imports torch: the caller passes the module in when it needs tensor
 from __future__ import annotations
 
 import json
+import mmap
 from typing import Any, Iterable, NamedTuple
 
 import numpy as np
@@ -260,23 +261,33 @@ def sniff(data: Any) -> bool:
     return isinstance(meta, dict) and type(meta.get(METADATA_KEY)) is str
 
 
-def array_view(buf: memoryview, entry: TensorEntry, dtype: np.dtype) -> np.ndarray:
-    """A zero-copy, read-only 1-D numpy view of an entry's bytes as ``dtype``."""
+def array_view(buf: memoryview, entry: TensorEntry, dtype: np.dtype, *,
+               copy: bool = False) -> np.ndarray:
+    """A 1-D numpy array of an entry's bytes as ``dtype``: a zero-copy view of ``buf``
+    (read-only if ``buf`` is), or with ``copy`` an array of its own.
+
+    A BOOL tensor must hold only bytes 0 and 1. The check runs on the bytes the array
+    keeps: on the copy, and always on a copy for a mapped file (its pages may change
+    after the check; BOOL tensors are masks, small next to the weights).
+    """
     count = (entry.end - entry.begin) // dtype.itemsize
     view = np.frombuffer(buf, dtype=dtype, count=count, offset=entry.begin)
-    if entry.dtype == "BOOL" and view.view(np.uint8).max(initial=0) > 1:
+    boolean = entry.dtype == "BOOL"
+    if copy or (boolean and isinstance(buf.obj, mmap.mmap)):
+        view = view.copy()
+    if boolean and view.view(np.uint8).max(initial=0) > 1:
         raise FormatError("a BOOL tensor holds bytes other than 0 and 1")
     return view
 
 
 def to_torch(buf: memoryview, entry: TensorEntry, torch: Any, *, copy: bool = True) -> Any:
     """A CPU tensor holding an entry's bytes: a copy out of ``buf``, or with ``copy=False``
-    (``buf`` writable and owned by the caller) a tensor sharing its memory, if aligned."""
+    (``buf`` writable and handed over by the caller) a tensor sharing its memory, if aligned."""
     info = DTYPES[entry.dtype]
-    view = array_view(buf, entry, _CARRIER[info.itemsize]).reshape(entry.storage_shape)
-    if copy or not view.flags.aligned:
+    view = array_view(buf, entry, _CARRIER[info.itemsize], copy=copy)
+    if not view.flags.aligned:
         view = view.copy()
-    tensor = torch.from_numpy(view)
+    tensor = torch.from_numpy(view.reshape(entry.storage_shape))
     target = getattr(torch, info.torch)
     return tensor if tensor.dtype is target else tensor.view(target)
 

@@ -6,8 +6,9 @@ resolved through :meth:`Policy.resolve_class` (the only imports), instances rebu
 pickle's default protocol: ``cls.__new__(cls, *args)``, then ``__setstate__(state)`` or a
 ``__dict__``/slots update. ``val`` nodes are rebuilt by safeart's own codec of that name
 from their built state; ``fn`` nodes are looked up with :meth:`Policy.resolve_reference` and
-never called. Tensors are copied once out of the blob, straight into the tree
-(or share the blob's memory when the caller owns it: ``load_file``).
+never called. Tensors are copied once out of the blob, straight into the tree, or share
+the blob's memory when the caller hands it over (``load_file``'s mapping or read,
+``loads(copy=False)`` of a writable buffer).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ __all__ = ["build"]
 
 def build(manifest: dict, header: Header, buf: memoryview, policy: Policy,
           device: Any = None, name: str = "", *, owned: bool = False) -> Any:
-    """Build the root object of an audited manifest. ``owned``: ``buf`` is a
-    writable buffer nobody else uses, so tensors and arrays may share its memory."""
+    """Build the root object of an audited manifest. ``owned``: ``buf`` is writable
+    memory handed over by the caller (a read of its own, a private mapping), so tensors
+    and arrays may share it."""
     builder = _Builder(header, buf, policy, device, name, owned)
     try:
         return builder.build(manifest["root"], ())
@@ -204,12 +206,9 @@ class _Builder:
         entry = self.tensors[node["t"]]
         little = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
         shape = entry.shape if little.str in ST_BY_NUMPY else entry.shape[:-1]
-        array = array_view(self.buf, entry, little).reshape(shape)
-        if little is not dtype:
-            array = array.astype(dtype)
-        elif not self.owned:
-            array = array.copy()
-        return self.remember(node, array)
+        swapped = little is not dtype  # astype makes the copy
+        array = array_view(self.buf, entry, little, copy=not (self.owned or swapped)).reshape(shape)
+        return self.remember(node, array.astype(dtype) if swapped else array)
 
     def _npscalar(self, node: dict, path: tuple) -> np.generic:
         dtype = self._numpy_dtype(node["dt"], path)
