@@ -47,6 +47,14 @@ def env_flag(name: str, default: bool = False) -> bool:
     return raw in _TRUE
 
 
+def env_flag_failsafe(name: str) -> bool:
+    """The boolean environment variable ``name`` for a switch that protects: never raises,
+    and anything but an explicit off word (``0/false/no/off``, or unset/empty) is on -- a
+    typo must not silently switch the protection off. Pair it with :func:`env_flag` where
+    the error can be reported."""
+    return os.environ.get(name, "").strip().lower() not in _FALSE
+
+
 def env_path(name: str) -> str | None:
     """The path in environment variable ``name``, or None when unset or empty."""
     value = os.environ.get(name, "").strip()

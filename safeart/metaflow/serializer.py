@@ -1,7 +1,8 @@
 """Save side of safeart's Metaflow serializer: what safeart stores, and strict mode.
 
 Metaflow's registered serializer (``metaflow_extensions.safeart...SafeartSerializer``)
-delegates here once a flow opted in with ``import safeart.metaflow``.
+delegates here once a flow opted in with ``import safeart.metaflow``
+(:func:`safeart.metaflow.state.opted_in`).
 
 What safeart claims: every artifact Metaflow treats as public -- any name not starting with
 ``_`` except ``name`` (the flow name Metaflow itself writes) -- whose value ``dumps`` can
@@ -34,28 +35,19 @@ import threading
 import warnings
 from typing import Any, Union
 
-from metaflow_extensions.safeart.plugins.safeart_serializer import (
-    SUPPORTED_METAFLOW,
-    ArtifactRef,
-    hooks_installed,
-    inherited,
-    policy_for,
-)
-
 from ..errors import EncodeError, PolicyError, SafeartError
-from . import storage
-from .modes import is_strict
+from .runtime import SUPPORTED_METAFLOW, hooks_installed
+from .state import ArtifactRef, inherited, is_strict, policy_for
 
 __all__ = [
     "PickleFallbackWarning",
     "claims",
     "serialize",
     "metaflow_owned",
-    "prepare_save",
 ]
 
 #: Metaflow types whose values Metaflow itself assigns to artifacts.
-_METAFLOW_TYPES = frozenset(
+METAFLOW_TYPES = frozenset(
     {"metaflow.includefile.IncludedFile", "metaflow.exception.MetaflowExceptionWrapper"}
 )
 
@@ -75,9 +67,13 @@ def _type_name(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def metaflow_owned(name: str, obj: Any) -> bool:
-    """True for artifacts Metaflow writes for itself (left to its own serializers)."""
-    return name.startswith("_") or name == "name" or _type_name(obj) in _METAFLOW_TYPES
+def metaflow_owned(name: str, type_name: str) -> bool:
+    """True for artifacts Metaflow writes for itself, left to its own serializers (and never
+    signed): ``_``-prefixed names, ``name`` (the flow name), and values of Metaflow's wrapper
+    types (``type_name``: ``module.qualname``, or the ``<class '...'>`` Metaflow records)."""
+    if type_name.startswith("<class '") and type_name.endswith("'>"):
+        type_name = type_name[len("<class '"):-2]
+    return name.startswith("_") or name == "name" or type_name in METAFLOW_TYPES
 
 
 def claims(obj: Any, ref: ArtifactRef) -> bool:
@@ -86,7 +82,7 @@ def claims(obj: Any, ref: ArtifactRef) -> bool:
     In strict mode every public artifact is claimed, so that :func:`serialize` can refuse
     it instead of Metaflow pickling it.
     """
-    if ref.name is not None and metaflow_owned(ref.name, obj):
+    if ref.name is not None and metaflow_owned(ref.name, _type_name(obj)):
         return False
     outcome = _encode(obj, ref)
     if isinstance(outcome, bytes) or is_strict():
@@ -99,10 +95,13 @@ def claims(obj: Any, ref: ArtifactRef) -> bool:
 
 
 def serialize(obj: Any, ref: ArtifactRef) -> tuple[bytes, dict[str, Any]]:
-    """The safeart blob for ``obj`` and its Metaflow ``serializer_info``.
+    """The safeart blob for ``obj`` and its Metaflow ``serializer_info``: the format
+    version, and with ``$SAFEART_SIGNING_KEY`` set the signature of the blob's sha256 for
+    ``ref`` (``serializer_info["safeart_sig"]``, :meth:`safeart.signing.Signer.sign`).
 
     Raises:
         EncodeError: strict mode and ``obj`` cannot be stored without pickle.
+        ConfigError: ``$SAFEART_SIGNING_KEY`` names no readable Ed25519 private key.
     """
     pending = getattr(_local, "pending", None)
     _local.pending = None
@@ -110,14 +109,13 @@ def serialize(obj: Any, ref: ArtifactRef) -> tuple[bytes, dict[str, Any]]:
     if isinstance(outcome, SafeartError):
         raise _refusal(obj, ref, outcome)
     from ..format import FORMAT_VERSION
+    from ..signing import SIG_FIELD, digest, signer_from_settings
 
-    return outcome, {"format_version": FORMAT_VERSION}
-
-
-def prepare_save() -> None:
-    """Called by the datastore hook before Metaflow stores a task's artifacts: large
-    safeart blobs are then stored uncompressed (:mod:`safeart.metaflow.storage`)."""
-    storage.install()
+    info: dict[str, Any] = {"format_version": FORMAT_VERSION}
+    signer = signer_from_settings()
+    if signer is not None:
+        info[SIG_FIELD] = signer.sign(str(ref), digest(outcome))
+    return outcome, info
 
 
 def _encode(obj: Any, ref: ArtifactRef) -> Outcome:

@@ -10,10 +10,10 @@ load_blobs`` returns the bytes of any blob whose per-blob metadata says ``cas_ra
 as they are, on every datastore (the local store keeps the metadata in a ``<key>_meta``
 file, S3 in the object's metadata). Its writer has no per-artifact choice:
 ``TaskDataStore.save_artifacts`` calls ``save_blobs(blobs)`` with ``raw=False``, which
-gzips everything. There is no public API for this, so this module replaces
-``ContentAddressedStore.save_blobs`` -- a monkeypatch of a Metaflow internal, installed
-only in processes that opted in to safeart (``import safeart.metaflow``), right before
-Metaflow saves a task's artifacts.
+gzips everything. There is no public API for this, so this module writes a replacement
+of ``ContentAddressedStore.save_blobs`` -- a monkeypatch of a Metaflow internal, which
+:func:`safeart.metaflow.runtime.install_raw_storage` installs only in processes that opted
+in to safeart (``import safeart.metaflow``), right before Metaflow saves a task's artifacts.
 
 What the replacement does. Calls with ``raw=True`` or ``is_transfer=True`` go to
 Metaflow's own method unchanged. Otherwise it does what Metaflow's does -- same key (sha1
@@ -25,8 +25,9 @@ they are (``cas_raw: true``). Stored raw (:func:`wants_raw`): safeart blobs of a
 Everything else -- pickled artifacts, Metaflow's own, small or very compressible safeart
 blobs -- is gzipped exactly as before.
 
-Guard. The replacement is installed only when ``save_blobs`` has the verified signature
-``(self, blob_iter, raw=False, len_hint=0, is_transfer=False)`` and a self-test on a
+Guard. The replacement is installed only when the runtime's check of Metaflow's version
+and signatures passes (``save_blobs(self, blob_iter, raw=False, len_hint=0,
+is_transfer=False)`` among them) and a self-test (:func:`works`) on a
 temporary local store shows that it produces what Metaflow's own ``save_blobs`` produces
 (same keys, same URIs, same metadata, byte-identical raw files, gzip files that unpack to
 the blob) and that Metaflow's ``load_blobs`` returns the blobs it stored. Otherwise
@@ -44,25 +45,19 @@ Metaflow client still copies each blob it fetches into its local cache
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import inspect
 import io
-import os
 import tempfile
-import warnings
 import zlib
 from typing import Any, Callable, Iterable
 
 from ..format.layout import METADATA_KEY
-from ..guard import env_flag
+from ..settings import RAW_STORAGE_ENV, env_flag
 
 __all__ = ["RAW_STORAGE_ENV", "MIN_RAW_BYTES", "MAX_GZIP_GAIN", "enabled", "wants_raw",
-           "install", "installed"]
+           "replacement", "works"]
 
-#: Environment switch: ``0``/``false``/``no``/``off`` keeps Metaflow's gzip for every blob.
-RAW_STORAGE_ENV = "SAFEART_RAW_STORAGE"
 #: Smaller safeart blobs stay gzipped (gzip costs < 2 ms there; see benchmarks/RESULTS.md).
 MIN_RAW_BYTES = 64 * 1024
 #: A blob whose sample gzip would shrink to less than this fraction stays gzipped: gzip
@@ -74,10 +69,6 @@ _SAMPLES, _WINDOW = 8, 4 * 1024  # 32 KiB sample: within 0.07 of gzip -3 (bench_
 #: only decides gzip or not: any blob reads back either way.
 _SAFEART_HEADER = b'{"__metadata__":{"' + METADATA_KEY.encode() + b'":'
 
-_SIGNATURE = ["self", "blob_iter", "raw", "len_hint", "is_transfer"]
-_MARK = "__safeart_raw_storage__"
-_state: dict[str, bool] = {}
-
 
 def enabled() -> bool:
     """True unless ``$SAFEART_RAW_STORAGE`` is ``0``/``false``/``no``/``off``.
@@ -85,7 +76,7 @@ def enabled() -> bool:
     Raises:
         ConfigError: it holds something other than a boolean word.
     """
-    return RAW_STORAGE_ENV not in os.environ or env_flag(RAW_STORAGE_ENV)
+    return env_flag(RAW_STORAGE_ENV, default=True)
 
 
 def wants_raw(blob: bytes) -> bool:
@@ -99,47 +90,16 @@ def wants_raw(blob: bytes) -> bool:
     return len(zlib.compress(sample, 1)) >= MAX_GZIP_GAIN * len(sample)
 
 
-def installed() -> bool:
-    """True when safeart's ``save_blobs`` replaces Metaflow's in this process."""
-    from metaflow.datastore.content_addressed_store import ContentAddressedStore
+def replacement(stock: Callable[..., list]) -> Callable[..., list]:
+    """Metaflow's ``save_blobs`` ``stock`` with the raw choice made per blob (:func:`wants_raw`)
+    while :func:`enabled`; calls with ``raw``/``is_transfer`` go to ``stock`` unchanged."""
 
-    return getattr(ContentAddressedStore.save_blobs, _MARK, False)
-
-
-def install() -> bool:
-    """Replace ``ContentAddressedStore.save_blobs`` if the guard passes (idempotent).
-
-    Returns whether the replacement is in place. Raises ``ConfigError`` for a malformed
-    ``$SAFEART_RAW_STORAGE`` (before Metaflow starts saving).
-    """
-    from metaflow.datastore.content_addressed_store import ContentAddressedStore as CAS
-
-    enabled()
-    if installed():
-        return True
-    if "verified" not in _state:
-        _state["verified"] = _verified(CAS, CAS.save_blobs)
-        if not _state["verified"]:
-            warnings.warn(
-                "safeart: Metaflow's content-addressed store is not what safeart verified; "
-                "artifacts are stored gzip-compressed as Metaflow does (slower, still safe)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-    if _state["verified"]:
-        CAS.save_blobs = _replacement(CAS.save_blobs)
-    return _state["verified"]
-
-
-def _replacement(stock: Callable[..., list]) -> Callable[..., list]:
-    @functools.wraps(stock)
     def save_blobs(self: Any, blob_iter: Iterable[bytes], raw: bool = False,
                    len_hint: int = 0, is_transfer: bool = False) -> list:
         if raw or is_transfer or not enabled():
             return stock(self, blob_iter, raw=raw, len_hint=len_hint, is_transfer=is_transfer)
         return _save_mixed(self, blob_iter, len_hint, wants_raw)
 
-    setattr(save_blobs, _MARK, True)
     return save_blobs
 
 
@@ -163,11 +123,11 @@ def _save_mixed(cas: Any, blob_iter: Iterable[bytes], len_hint: int,
     return results
 
 
-def _verified(cas_cls: Any, stock: Callable[..., list]) -> bool:
-    """The guard: the verified signature, and a self-test against Metaflow's own code."""
+def works(cas_cls: Any, stock: Callable[..., list]) -> bool:
+    """The self-test guarding :func:`replacement`: on a temporary local store it produces
+    what Metaflow's own ``save_blobs`` ``stock`` produces, and ``load_blobs`` reads it back
+    (the signature is checked with the other patches, :func:`safeart.metaflow.runtime.unsupported`)."""
     try:
-        if list(inspect.signature(stock).parameters) != _SIGNATURE:
-            return False
         return _self_test(cas_cls, stock)
     except Exception:  # noqa: BLE001 -- any surprise means "not what was verified"
         return False

@@ -14,14 +14,15 @@ from types import SimpleNamespace
 import pytest
 from metaflow.datastore.artifacts import list_serializer_status
 from metaflow.datastore.artifacts.serializer import SerializationMetadata
-from metaflow_extensions.safeart.plugins import safeart_serializer as adapter
+from metaflow_extensions.safeart.plugins.safeart_serializer import SafeartSerializer
 
 import safeart
 import safeart.format
 import safeart.metaflow
-from safeart.metaflow import modes, serializer
+import safeart.metaflow.encodings
+from safeart.metaflow import runtime, serializer, state
 
-REF = adapter.ArtifactRef("SomeFlow/1/start/2", "thing")
+REF = state.ArtifactRef("SomeFlow/1/start/2", "thing")
 
 
 @dataclasses.dataclass
@@ -58,20 +59,35 @@ def test_metaflow_registers_the_serializer_and_its_hooks():
     assert record["state"] == "active" and record["source"] == "safeart"
     pickle = next(r for r in list_serializer_status() if r["name"] == "pickle")
     assert record["priority"] < pickle["priority"]
-    assert adapter.hooks_installed()
+    assert runtime.hooks_installed() and runtime.unsupported() is None
 
 
-@pytest.mark.parametrize(
-    "code, absent",
-    [
-        ("import safeart.metaflow", "metaflow"),  # opting in stays cheap
-        ("import metaflow", "safeart.metaflow"),  # Metaflow's start-up does not opt in
-    ],
-)
-def test_imports_stay_apart(code: str, absent: str):
-    check = f"import sys; {code}; print({absent!r} in sys.modules)"
+def test_opting_in_stays_cheap_and_metaflow_start_up_does_not_opt_in():
+    check = "import sys; import safeart.metaflow; print('metaflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+    # Metaflow's start-up sets the extension up (it imports the runtime), nothing more.
+    check = (
+        "import sys, metaflow\n"
+        "from safeart.metaflow import runtime, state\n"
+        "print(state.opted_in(), runtime.hooks_installed(), 'safeart.metaflow.serializer' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "False"]
+
+
+def test_one_check_guards_every_patch(monkeypatch: pytest.MonkeyPatch):
+    classes = runtime._classes()
+    assert runtime._check(classes) is None
+
+    class Changed(classes["ContentAddressedStore"]):
+        def load_blobs(self, keys, force_raw=False, is_transfer=False, extra=None):
+            raise AssertionError
+
+    problem = runtime._check({**classes, "ContentAddressedStore": Changed})
+    assert problem is not None and "ContentAddressedStore.load_blobs" in problem
+    monkeypatch.setattr("metaflow.version.metaflow_version", "2.20.1")
+    assert "Metaflow 2.20.1 is not >=2.19.26,<2.20" == runtime._check(classes)
 
 
 def test_claims_plain_values_and_encodes_once(monkeypatch: pytest.MonkeyPatch):
@@ -97,7 +113,7 @@ def test_pending_encoding_is_only_reused_for_the_same_object():
 @pytest.mark.parametrize("name", ["_foreach_stack", "_graph_info", "_transition", "name"])
 def test_metaflow_internal_artifacts_are_left_to_metaflow(name: str):
     safeart.metaflow.strict()
-    assert not serializer.claims([1, 2], adapter.ArtifactRef("F/1/s/2", name))
+    assert not serializer.claims([1, 2], state.ArtifactRef("F/1/s/2", name))
 
 
 def test_metaflow_wrapper_types_are_left_to_metaflow():
@@ -111,7 +127,7 @@ def test_fallback_warns_once_per_artifact_name():
     with pytest.warns(serializer.PickleFallbackWarning) as record:
         assert not serializer.claims(Celsius(20.0), REF)
         assert not serializer.claims(Celsius(21.0), REF)
-        assert not serializer.claims(lambda x: x, adapter.ArtifactRef("SomeFlow/1/start/2", "fn"))
+        assert not serializer.claims(lambda x: x, state.ArtifactRef("SomeFlow/1/start/2", "fn"))
     messages = [str(w.message) for w in record]
     assert len(messages) == 2
     assert messages[0].startswith(
@@ -124,7 +140,7 @@ def test_fallback_warns_once_per_artifact_name():
 
 def _fallback_hint(value: object, name: str) -> str:
     with pytest.warns(serializer.PickleFallbackWarning) as record:
-        assert not serializer.claims(value, adapter.ArtifactRef("SomeFlow/1/start/2", name))
+        assert not serializer.claims(value, state.ArtifactRef("SomeFlow/1/start/2", name))
     (warning,) = record
     return str(warning.message).split("\n  hint: ", 1)[1]
 
@@ -166,7 +182,7 @@ def test_strict_mode_claims_then_refuses_naming_artifact_type_path_and_reason(
 def test_invalid_strict_environment_is_a_config_error(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SAFEART_STRICT", "please")
     with pytest.raises(safeart.ConfigError, match="SAFEART_STRICT"):
-        modes.is_strict()
+        state.is_strict()
 
 
 def test_classes_that_would_not_load_back_are_not_claimed():
@@ -183,11 +199,11 @@ def test_set_policy_makes_a_class_storable_and_loadable():
     safeart.metaflow.set_policy(safeart.Policy(allow=[Point]))
     assert serializer.claims(Point(1, 2), REF)
     blob, _ = serializer.serialize(Point(1, 2), REF)
-    assert safeart.format.loads(blob, policy=adapter.policy_for("SomeFlow")) == Point(1, 2)
+    assert safeart.format.loads(blob, policy=state.policy_for("SomeFlow")) == Point(1, 2)
 
 
 def test_unnamed_saves_are_refused_in_strict_mode_and_left_alone_otherwise(recwarn):
-    unnamed = adapter.ArtifactRef(None, None)
+    unnamed = state.ArtifactRef(None, None)
     assert not serializer.claims({"a": 1}, unnamed)
     assert not recwarn.list
     safeart.metaflow.strict()
@@ -198,22 +214,22 @@ def test_unnamed_saves_are_refused_in_strict_mode_and_left_alone_otherwise(recwa
 
 def test_load_policy_precedence(tmp_path, monkeypatch: pytest.MonkeyPatch):
     name = f"{Point.__module__}.{Point.__qualname__}"
-    assert name not in adapter.base_policy().rules
+    assert name not in state.base_policy().rules
     policy_file = tmp_path / "safeart.toml"
     policy_file.write_text(f'allow = ["{name}"]\n')
     monkeypatch.setenv("SAFEART_POLICY", str(policy_file))
-    assert name in adapter.base_policy().rules
+    assert name in state.base_policy().rules
     safeart.metaflow.set_policy(safeart.Policy())
-    assert name not in adapter.base_policy().rules
+    assert name not in state.base_policy().rules
     with safeart.metaflow.allowing(Point) as scoped:
-        assert adapter.base_policy() is scoped and name in scoped.rules
-    assert name not in adapter.base_policy().rules
+        assert state.base_policy() is scoped and name in scoped.rules
+    assert name not in state.base_policy().rules
 
 
 def test_main_is_trusted_only_in_the_flow_files_own_process():
     # No Metaflow CLI runs this process (current.flow_name is None): nothing trusts __main__.
-    assert not adapter.policy_for("SomeFlow").trust_main
-    assert not adapter.policy_for(None).trust_main
+    assert not state.policy_for("SomeFlow").trust_main
+    assert not state.policy_for(None).trust_main
 
 
 def _meta(encoding: str) -> SerializationMetadata:
@@ -221,29 +237,47 @@ def _meta(encoding: str) -> SerializationMetadata:
 
 
 def test_every_safeart_encoding_is_claimed_and_unknown_layouts_refused():
-    assert adapter.SafeartSerializer.can_deserialize(_meta("safeart-v1"))
-    assert adapter.SafeartSerializer.can_deserialize(_meta("safeart-v7"))
-    assert not adapter.SafeartSerializer.can_deserialize(_meta("pickle-v4"))
+    assert SafeartSerializer.can_deserialize(_meta("safeart-v1"))
+    assert SafeartSerializer.can_deserialize(_meta("safeart-v7"))
+    assert not SafeartSerializer.can_deserialize(_meta("pickle-v4"))
     blob = safeart.format.dumps({"a": 1})
-    assert adapter.SafeartSerializer.deserialize([blob], _meta("safeart-v1")) == {"a": 1}
+    assert SafeartSerializer.deserialize([blob], _meta("safeart-v1")) == {"a": 1}
     with pytest.raises(safeart.UnsupportedVersion, match="'safeart-v7'"):
-        adapter.SafeartSerializer.deserialize([blob], _meta("safeart-v7"))
+        SafeartSerializer.deserialize([blob], _meta("safeart-v7"))
 
 
 def test_failed_loads_name_the_artifact_the_blob_belongs_to():
     blob_a, blob_b = safeart.format.dumps([1]), safeart.format.dumps([2])
+    info_a, info_c = {"format_version": 2}, {"format_version": 2}
+    sha_a, sha_b = hashlib.sha1(blob_a).hexdigest(), hashlib.sha1(blob_b).hexdigest()
     ds = SimpleNamespace(
-        _info={"a": {"encoding": "safeart-v1"}, "b": {"encoding": "safeart-v1"},
-               "p": {"encoding": "pickle-v4"}},
-        _objects={"a": hashlib.sha1(blob_a).hexdigest(), "b": hashlib.sha1(blob_b).hexdigest(),
-                  "p": "x"},
+        _info={"a": {"encoding": "safeart-v1", "serializer_info": info_a},
+               "b": {"encoding": "safeart-v1"}, "p": {"encoding": "pickle-v4"},
+               "c": {"encoding": "safeart-v1", "serializer_info": info_c}},
+        _objects={"a": sha_a, "b": sha_b, "p": "x", "c": sha_a},  # c shares a's blob
     )
-    load = adapter._Loading("F/1/s/2", ["a", "b", "p"], ds)
-    assert load.cheap_name() == ""
-    assert str(load.ref_for(blob_b)) == "F/1/s/2:b"
-    assert str(load.ref_for(b"tampered")) == "F/1/s/2:{a,b}"
-    single = adapter._Loading("F/1/s/2", ["a", "p"], ds)
-    assert single.cheap_name() == "a" and str(single.ref_for(b"tampered")) == "F/1/s/2:a"
+    load = state.Loading("F/1/s/2", ["a", "b", "p", "c"], ds)
+    assert str(load.current()) == "F/1/s/2:{a,b,c}"  # no blob fetched yet
+    load.key = sha_b  # the key Metaflow fetched the blob by, whatever its bytes are
+    assert str(load.current()) == "F/1/s/2:b"
+    load.key = sha_a
+    assert str(load.current()) == "F/1/s/2:{a,c}"
+    assert str(load.current(serializer_info=info_c)) == "F/1/s/2:c"
+    load.key = "x"
+    assert str(load.current(safeart.metaflow.encodings.is_pickle)) == "F/1/s/2:p"
+
+
+def test_signing_key_signs_what_is_stored_for_the_artifact(tmp_path, monkeypatch):
+    from safeart.signing import SIG_FIELD, Verifier, digest, keygen
+
+    pair = keygen(tmp_path / "k.pem")
+    monkeypatch.setenv("SAFEART_SIGNING_KEY", str(pair.private_path))
+    blob, info = serializer.serialize({"a": 1}, REF)
+    assert info[SIG_FIELD]["ps"] == str(REF)
+    verifier = Verifier.from_files([str(pair.public_path)])
+    verifier.verify(str(REF), digest(blob), info[SIG_FIELD])
+    monkeypatch.delenv("SAFEART_SIGNING_KEY")
+    assert SIG_FIELD not in serializer.serialize({"a": 1}, REF)[1]
 
 
 def test_unexpected_encoder_failures_never_become_silent_pickle(monkeypatch: pytest.MonkeyPatch):

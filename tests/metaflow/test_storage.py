@@ -12,7 +12,7 @@ from metaflow.datastore.content_addressed_store import ContentAddressedStore
 
 import safeart
 from safeart.errors import ConfigError
-from safeart.metaflow import storage
+from safeart.metaflow import runtime, storage
 
 FLOW = """
 import safeart.metaflow
@@ -48,7 +48,7 @@ task = Run("RawFlow/{run_id}")["start"].task
 model = task["model"].data
 print(json.dumps({{"sum": float(model.weight.detach().sum()), "total": task["total"].data,
                   "mask": float(task["mask"].data.abs().sum()),
-                  "opted_in": "safeart.metaflow" in sys.modules}}))
+                  "opted_in": sys.modules["safeart.metaflow.state"].opted_in()}}))
 """
 
 
@@ -135,28 +135,41 @@ def _other_layout(stock):
     return save_blobs
 
 
-@pytest.mark.parametrize("changed", [_ignoring_raw, _renamed, _other_layout])
-def test_guard_keeps_metaflow_behaviour_when_internals_differ(monkeypatch, changed):
+def _stock():
     stock = ContentAddressedStore.save_blobs
     while getattr(stock, "__wrapped__", None) is not None:  # an earlier install
         stock = stock.__wrapped__
-    assert storage._verified(ContentAddressedStore, stock)
+    return stock
+
+
+@pytest.mark.parametrize("changed", [_ignoring_raw, _other_layout])
+def test_self_test_keeps_metaflow_behaviour_when_save_blobs_behaves_otherwise(
+    monkeypatch, changed
+):
+    stock = _stock()
+    assert storage.works(ContentAddressedStore, stock)
     altered = changed(stock)
     monkeypatch.setattr(ContentAddressedStore, "save_blobs", altered)
-    monkeypatch.setattr(storage, "_state", {})
+    monkeypatch.setattr(runtime, "_decided", {"unsupported": None})
     with pytest.warns(RuntimeWarning, match="stored gzip-compressed"):
-        assert storage.install() is False
-    assert ContentAddressedStore.save_blobs is altered and not storage.installed()
+        assert runtime.install_raw_storage() is False
+    assert ContentAddressedStore.save_blobs is altered and not runtime.raw_storage_installed()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert storage.install() is False  # decided once per process, warned once
+        assert runtime.install_raw_storage() is False  # decided once per process, warned once
+
+
+def test_the_shared_version_check_covers_save_blobs():
+    changed = type("Changed", (ContentAddressedStore,), {"save_blobs": _renamed(_stock())})
+    problem = runtime._check({**runtime._classes(), "ContentAddressedStore": changed})
+    assert problem is not None and problem.startswith("ContentAddressedStore.save_blobs(")
 
 
 def test_install_is_idempotent_and_validates_the_switch(monkeypatch):
     monkeypatch.setattr(ContentAddressedStore, "save_blobs", ContentAddressedStore.save_blobs)
-    assert storage.install() and storage.installed()
+    assert runtime.install_raw_storage() and runtime.raw_storage_installed()
     installed = ContentAddressedStore.save_blobs
-    assert storage.install() and ContentAddressedStore.save_blobs is installed
+    assert runtime.install_raw_storage() and ContentAddressedStore.save_blobs is installed
     monkeypatch.setenv(storage.RAW_STORAGE_ENV, "perhaps")
     with pytest.raises(ConfigError, match="SAFEART_RAW_STORAGE"):
-        storage.install()
+        runtime.install_raw_storage()
