@@ -157,3 +157,20 @@ def test_no_reviewed_rule_is_shadowed_by_an_earlier_one():
     for pattern, kinds, _ in reasons.RULES:
         assert not [p for p, k in seen if p == pattern and set(k) & set(kinds)], pattern
         seen.append((pattern, kinds))
+
+
+def test_the_data_files_ship_as_package_data():
+    """Wheels carry only what pyproject's package-data names: every data file the defaults and
+    the generator read must match one of its globs (else Policy() fails once installed)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]
+    wanted = [*GENERATED_DIR.glob("*.json"), reasons.REASONS_FILE]
+    for path in wanted:
+        assert any(fnmatch.fnmatch(str(path.relative_to(root / package.replace(".", "/"))), glob)
+                   for package, globs in declared.items() for glob in globs
+                   if path.is_relative_to(root / package.replace(".", "/"))), path
