@@ -1,5 +1,5 @@
-"""Production loading (``safeart.load``), export/convert and enforcement of Metaflow's own
-reads, on real runs: the blog flow stored with plain pickle and with safeart, blobs swapped
+"""Production loading (``safeart.load``), export/convert (signed when a key is set) and
+enforcement of Metaflow's own reads, on real runs: the blog flow stored with plain pickle and with safeart, blobs swapped
 for canary pickles in the datastore, production and client scripts in fresh processes.
 
 One module fixture runs both flows (in parallel), tampers with two pickled blobs and resumes
@@ -508,6 +508,28 @@ def test_export_cli(runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[st
     for argv in (["NoSuchFlow/1/start/1:model"], [start], [f"{start}:model", "--alias", "x"]):
         code, _, err = _cli(runs, capsys, "export", argv[0], str(tmp_path / "u"), *argv[1:])
         assert code == 2 and err.startswith("safeart export: "), err
+
+
+def test_export_signs_the_file_when_a_signing_key_is_set(
+    runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("cryptography")
+    from safeart.settings import SIGNING_KEY_ENV, TRUST_KEYS_ENV
+    from safeart.signing import keygen, verify_file
+
+    start = _task(runs, "PickleBlogFlow", "start")
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
+    with runs.env.client():
+        unsigned = safeart.export(f"{start}:inputs", tmp_path / "plain")
+    assert unsigned.signature is None and not Path(f"{unsigned.path}.sig").exists()
+
+    pair = keygen(tmp_path / "key.pem")
+    monkeypatch.setenv(SIGNING_KEY_ENV, str(pair.private_path))
+    monkeypatch.setenv(TRUST_KEYS_ENV, str(pair.public_path))
+    with runs.env.client():
+        signed = safeart.export(f"{start}:inputs", tmp_path / "signed")
+    assert signed.signature == Path(f"{signed.path}.sig")
+    assert verify_file(signed.path).key_id == pair.key_id
 
 
 def test_convert_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
