@@ -1,6 +1,7 @@
 """Production loading (``safeart.load``), export/convert (signed when a key is set) and
-enforcement of Metaflow's own reads, on real runs: the blog flow stored with plain pickle and with safeart, blobs swapped
-for canary pickles in the datastore, production and client scripts in fresh processes.
+enforcement of Metaflow's own reads, on real runs: the blog flow stored with plain pickle
+and with safeart, blobs swapped for canary pickles in the datastore, production and client
+scripts in fresh processes.
 
 One module fixture runs both flows (in parallel), tampers with two pickled blobs and resumes
 the pickled run under ``SAFEART_ENFORCE=1``; the tests only read what that produced.
