@@ -26,84 +26,23 @@ Elsewhere, allow them explicitly::
 Pickled artifacts (flows without the import, older runs) are read by Metaflow's pickle
 serializer, unless enforcement is on: ``safeart.metaflow.enforce()`` or
 ``SAFEART_ENFORCE=1`` (and strict mode) routes them through safeart's scan and restricted
-unpickler (see :mod:`safeart.metaflow.enforcement`). For production code,
+unpickler (see :mod:`safeart.metaflow.reading`). For production code,
 ``safeart.load("Flow/run", "model", allow=[Net])`` loads either kind explicitly.
 """
 
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
-from types import ModuleType
-from typing import Iterator, Mapping, Optional, Union
 
 from .._lazy import lazy_names
-from ..policy import AllowSpec, Policy
-from . import modes
-from .enforcement import enforce, is_enforced
+from . import runtime as _runtime
+from .runtime import allowing, enforce, is_enforced, is_strict, set_policy, strict
 
 __all__ = ["strict", "is_strict", "set_policy", "allowing", "scan_run", "enforce", "is_enforced"]
 
 #: ``scan_run`` imports the scanner (and numpy): loaded on first access only, so the
 #: package stays cheap for the Metaflow extension that imports it in every process.
 __getattr__, __dir__ = lazy_names(__name__, {"scan_run": ".runscan"}, __all__)
-
-
-def strict(enabled: bool = True) -> None:
-    """Forbid pickle fallback for public artifacts of this flow (call at flow-file top).
-
-    With strict mode on, a step whose artifact safeart cannot store fails at save time
-    naming the artifact, its type, the object path and the reason. ``strict()`` also opts
-    the process in, like ``import safeart.metaflow``. ``SAFEART_STRICT=1``
-    in the environment does the same for every flow that imports ``safeart.metaflow``.
-    """
-    modes.set_strict(enabled)
-    if enabled:
-        modes.opt_in()
-    _adapter().ensure_registered()
-
-
-def is_strict() -> bool:
-    """True when strict mode is on (:func:`strict` or ``$SAFEART_STRICT``)."""
-    return modes.is_strict()
-
-
-def set_policy(policy: Optional[Policy]) -> None:
-    """Use ``policy`` for every Metaflow artifact load in this process.
-
-    In a flow file, this is how classes from your own packages become loadable in
-    downstream steps (``set_policy(Policy(allow=[mypkg.Net]))``); ``None`` restores the
-    default (``$SAFEART_POLICY`` or the built-in allowlist).
-    """
-    _adapter().set_process_policy(policy)
-
-
-@contextmanager
-def allowing(
-    *allow: AllowSpec,
-    aliases: Optional[Mapping[str, Union[type, str]]] = None,
-    policy: Optional[Policy] = None,
-) -> Iterator[Policy]:
-    """Load Metaflow artifacts inside the block with extra classes allowed.
-
-    Args:
-        allow: Classes (or ``module.Class`` names) to allow. A class object also stands for
-            ``__main__.<its name>``, so ``allowing(Net)`` loads a ``Net`` that a flow file
-            defined, as long as your ``Net`` has the same name.
-        aliases: Recorded name -> class standing for it (``{"__main__.Net": MyNet}``).
-        policy: Start from this policy instead of the current one.
-    """
-    adapter = _adapter()
-    base = policy if policy is not None else adapter.base_policy()
-    with adapter.scoped_policy(base.extend(allow, aliases=aliases)) as scoped:
-        yield scoped
-
-
-def _adapter() -> ModuleType:
-    """safeart's registered Metaflow serializer module (imports Metaflow)."""
-    from metaflow_extensions.safeart.plugins import safeart_serializer
-
-    return safeart_serializer
 
 
 def _imported_for_itself() -> bool:
@@ -126,14 +65,5 @@ def _imported_for_itself() -> bool:
     return True
 
 
-def _validate_environment() -> None:
-    """Fail the flow at import on a malformed ``$SAFEART_STRICT`` instead of at save time,
-    and register the serializer now if Metaflow is already loaded (the flow imported it
-    first) or strict mode is requested."""
-    if is_strict() or "metaflow" in sys.modules:
-        _adapter().ensure_registered()
-
-
 if _imported_for_itself():
-    modes.opt_in()
-_validate_environment()
+    _runtime.opt_in_on_import()  # opt in, validate $SAFEART_STRICT, register if Metaflow is loaded
