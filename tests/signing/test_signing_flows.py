@@ -99,6 +99,22 @@ def _refused_by_load(flow_env: Any, keys: Any, target: str, name: str, reason: s
     return info.value
 
 
+def _refused_by_metaflow(flow_env: Any, keys: Any, task: str, name: str, reason: str) -> None:
+    """Metaflow's own read (``task[name].data``) refuses it too, through safeart's serializer
+    hooks. The client takes the blob's key from the *metadata* record (not ``data.json``) and
+    the signature from ``data.json``, so what it sees can differ from what ``safeart.load``
+    sees for the same tampering."""
+    with flow_env.client() as mf:
+        os.environ[TRUST_KEYS_ENV] = str(keys.public_path)  # restored by client()
+        with pytest.raises(IntegrityError) as info:
+            mf.Task(task)[name].data
+    assert info.value.reason == reason and info.value.artifact == f"{task}:{name}"
+
+
+def _task(flow_env: Any, run_id: str, step: str) -> str:
+    return f"SignedFlow/{run_id}/{step}/{_data_json(flow_env, run_id, step).parent.name}"
+
+
 # -- the signed run ------------------------------------------------------------------------
 def test_signed_run_records_signatures_and_verifies_clean(flow_env, keys, capsys) -> None:
     run_id = _run(flow_env, keys)
@@ -118,6 +134,9 @@ def test_signed_run_records_signatures_and_verifies_clean(flow_env, keys, capsys
     assert f"SignedFlow/{run_id}: verified" in out and " 0 failed" in out
     assert "weights" in out and f"ok ({keys.key_id})" in out
     assert float(_load(flow_env, keys, f"SignedFlow/{run_id}", "weights").sum()) == 28.0
+    with flow_env.client() as mf:  # Metaflow's own read verifies (and passes) too
+        os.environ[TRUST_KEYS_ENV] = str(keys.public_path)
+        assert float(mf.Run(f"SignedFlow/{run_id}").data.total) == 28.0
 
 
 def test_unsigned_run_fails_verification(flow_env, keys, capsys) -> None:
@@ -160,8 +179,11 @@ def test_blob_and_signature_replayed_from_another_run_are_refused(flow_env, keys
     code, out = _verify(flow_env, keys, f"SignedFlow/{new_run}/start", capsys)
     assert code == 1, out
     assert "pathspec-mismatch" in out and f"run '{old_run}', not '{new_run}'" in out
-    start = _data_json(flow_env, new_run, "start").parent.name
-    err = _refused_by_load(flow_env, keys, f"SignedFlow/{new_run}/start/{start}", "weights",
+    # the client fetches this run's genuine blob (key from the metadata) and checks it against
+    # the replayed signature, made over the old run's bytes
+    _refused_by_metaflow(flow_env, keys, _task(flow_env, new_run, "start"), "weights",
+                         "bad-signature")
+    err = _refused_by_load(flow_env, keys, _task(flow_env, new_run, "start"), "weights",
                            "pathspec-mismatch")
     assert f"SignedFlow/{old_run}/start/" in err.message
 
@@ -178,6 +200,9 @@ def test_record_pointing_at_another_artifacts_blob_is_refused(flow_env, keys, ca
     assert code == 1, out
     assert ":weights" in out and "bad-signature" in out
     _refused_by_load(flow_env, keys, f"SignedFlow/{run_id}", "weights", "bad-signature")
+    with flow_env.client() as mf:  # the client is not redirected: its key comes from metadata
+        os.environ[TRUST_KEYS_ENV] = str(keys.public_path)
+        assert float(mf.Task(_task(flow_env, run_id, "end"))["weights"].data.sum()) == 28.0
 
 
 def test_signature_moved_from_another_artifact_is_refused(flow_env, keys, capsys) -> None:
@@ -202,6 +227,7 @@ def test_stripped_signature_is_refused(flow_env, keys, capsys) -> None:
     _edit_record(flow_env, run_id, "end", strip)
     code, out = _verify(flow_env, keys, f"SignedFlow/{run_id}", capsys)
     assert code == 1 and "unsigned" in out, out
+    _refused_by_metaflow(flow_env, keys, _task(flow_env, run_id, "end"), "weights", "unsigned")
     _refused_by_load(flow_env, keys, f"SignedFlow/{run_id}", "weights", "unsigned")
 
 
@@ -231,3 +257,22 @@ def test_signature_covers_the_stored_bytes(flow_env, keys) -> None:
     Verifier.from_files([str(keys.public_path)]).verify(
         art.pathspec, digest(blob.data), art.serializer_info[SIG_FIELD]
     )
+
+
+def test_resumed_run_carries_the_origin_runs_signatures(flow_env, keys, capsys) -> None:
+    """threat-model.md 5.10, resumed runs: ``resume`` clones the origin run's records, whose
+    signatures name the origin run id, so the clone's artifacts fail the run check."""
+    source = FLOW.replace("        self.total = float(self.weights.sum())",
+                          "        import os\n        assert not os.environ.get('FAIL_END')\n"
+                          "        self.total = float(self.weights.sum())")
+    signing = {SIGNING_KEY_ENV: str(keys.private_path)}
+    origin = flow_env.run(source, env={**signing, "FAIL_END": "1"}, check=False)
+    assert not origin.ok
+    resumed = flow_env.cli(flow_env.workdir / "flow.py", "resume", env=signing)
+    assert resumed.ok, resumed.output[-3000:]
+    code, out = _verify(flow_env, keys, f"SignedFlow/{resumed.run_id}/start", capsys)
+    assert code == 1 and "pathspec-mismatch" in out, out
+    assert f"run '{origin.run_id}', not '{resumed.run_id}'" in out
+    # the re-executed end re-saved what it read: signed for the resumed run
+    code, out = _verify(flow_env, keys, _task(flow_env, resumed.run_id, "end") + ":total", capsys)
+    assert code == 0, out
