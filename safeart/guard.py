@@ -20,45 +20,25 @@ allowed *class* runs its ``__init__`` (``nn.Linear(2**17, 2**17)`` allocates 64 
 the scan grades ``unknown`` (kind ``resource``) unless a ``callable`` entry admits the call.
 
 The module is free of Metaflow and torch imports so that Metaflow's extension can use it
-in every process without side effects (importing ``safeart.metaflow`` would opt a flow in to
-safeart-encoded artifacts).
-
-Enforcement: :func:`enforced` is true when :func:`set_enforced` turned it on or
-``$SAFEART_ENFORCE`` is ``1``/``true``/``yes``/``on``. Any other non-empty value that is not
-``0``/``false``/``no``/``off`` also counts as on -- a typo must not silently switch the
-protection off -- and :func:`check_env` names it as an error.
+in every process without side effects. The process switches that route Metaflow's own reads
+here (``$SAFEART_ENFORCE``, :func:`safeart.metaflow.enforce`) live in
+:mod:`safeart.metaflow.state`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import ConfigError, UnsafeArtifactError
+from .errors import UnsafeArtifactError
 from .policy import Grade, Policy, resolve_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .scan import Finding, ScanResult
 
-__all__ = [
-    "ENFORCE_ENV",
-    "load_pickle",
-    "refuse_unless_clean",
-    "enforced",
-    "set_enforced",
-    "check_env",
-    "env_flag",
-]
+__all__ = ["load_pickle", "refuse_unless_clean"]
 
-#: Environment switch: Metaflow's own reads of pickled artifacts are scanned and restricted.
-ENFORCE_ENV = "SAFEART_ENFORCE"
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"", "0", "false", "no", "off"})
 #: Findings listed in an error message (the rest is counted; all are in ``report``).
 _SHOWN = 5
-
-_enforced = False
 
 
 def load_pickle(
@@ -145,33 +125,3 @@ def _hint(result: "ScanResult", policy: Policy) -> str:
         "the artifact is malformed, truncated, changed in its store or too large for the "
         "policy's limits; re-create it, or inspect it with `safeart scan`"
     )
-
-
-def env_flag(name: str) -> bool:
-    """The boolean environment variable ``name`` (``1/true/yes/on`` or ``0/false/no/off``).
-
-    Raises:
-        ConfigError: it holds anything else.
-    """
-    raw = os.environ.get(name, "").strip().lower()
-    if raw not in _TRUE | _FALSE:
-        raise ConfigError(
-            f"{name}={raw!r} is not a boolean", hint="use 1/true/yes/on or 0/false/no/off"
-        )
-    return raw in _TRUE
-
-
-def set_enforced(enabled: bool = True) -> None:
-    """Turn enforcement on (or off) for this process (``$SAFEART_ENFORCE`` still counts)."""
-    global _enforced
-    _enforced = enabled
-
-
-def enforced() -> bool:
-    """True when enforcement is on; never raises (a malformed ``$SAFEART_ENFORCE`` is on)."""
-    return _enforced or os.environ.get(ENFORCE_ENV, "").strip().lower() not in _FALSE
-
-
-def check_env() -> None:
-    """Raise a :class:`ConfigError` when ``$SAFEART_ENFORCE`` is not a boolean word."""
-    env_flag(ENFORCE_ENV)
