@@ -74,6 +74,7 @@ def test_scan_and_load_agree_on_a_legacy_untyped_storage():
     result = scan_bytes(blob, name="untyped")
     assert result.verdict != "clean"
     assert any(f.name == "torch.storage.UntypedStorage" for f in result.findings)
+    assert any(f.kind == "persistent-id" for f in result.findings)  # not a legacy storage
     with pytest.raises(PolicyError):
         restricted_loads(blob)
 

@@ -198,7 +198,7 @@ def _grade_persistent_ids(
     torch_storages: Mapping[str, str] | None,
 ) -> None:
     for i, pid in enumerate(run.persistent_ids):
-        if torch_storages is not None and _is_torch_pid(pid):
+        if torch_storages is not None and _is_torch_pid(pid, torch_storages):
             continue
         offset = walker.persids[i] if i < len(walker.persids) else None
         # reprlib: a pid of shared tuples (DUP + TUPLE2, "billion laughs") prints in full
@@ -208,14 +208,14 @@ def _grade_persistent_ids(
                 "checkpoint its meaning is unknown", location=loc, offset=offset)
 
 
-def _is_torch_pid(pid: Any) -> bool:
-    """A persistent id as torch writes it: ``('storage', <torch ...Storage>, key, location,
+def _is_torch_pid(pid: Any, storages: Mapping[str, str]) -> bool:
+    """A persistent id as torch writes it: ``('storage', <one of storages>, key, location,
     numel[, view])``, or legacy ``('module', <class>, source file, source)`` (the class is
     graded as an import on its own)."""
     if type(pid) is not tuple or not pid or stub_name(pid[1] if len(pid) > 1 else None) is None:
         return False
     if pid[0] == "storage":
-        return (len(pid) in (5, 6) and stub_name(pid[1]).startswith("torch.")  # type: ignore[union-attr]
+        return (len(pid) in (5, 6) and stub_name(pid[1]) in storages
                 and type(pid[2]) is str and type(pid[3]) is str and type(pid[4]) is int)
     return pid[0] == "module" and len(pid) == 4 and all(type(v) is str for v in pid[2:])
 
