@@ -1,0 +1,102 @@
+"""The pickle opcode set as the walker reads it, and the runs of opcodes it validates in bulk.
+
+Argument layouts come from the standard library's own table (:mod:`pickletools`): a fixed size,
+a line, two lines (``GLOBAL``/``INST``), or a count prefix of 1, 4 (signed or not) or 8 bytes
+followed by that many bytes, as ``Modules/_pickle.c`` reads them.
+
+:data:`RUN` matches a run of *plain* opcodes: opcodes whose only effect on the walk is to be
+there, in the stack model aside (no import, persistent id, bytes literal, frame, protocol, STOP,
+memo index that needs a bound check, or line that needs parsing). Each opcode byte starts
+exactly one alternative, and a counted argument is spelled out per length byte, so the match
+is the one and only opcode parse of those bytes; the run stops before any opcode that is not
+plain or does not fit before ``endpos``.
+"""
+
+from __future__ import annotations
+
+import pickletools
+import re
+
+__all__ = ["NONE", "LINE", "TWO_LINES", "FIXED", "COUNTED", "OPS", "PLAIN_CODES", "RUN",
+           "c_int", "count_opcodes"]
+
+# Argument kinds.
+NONE, LINE, TWO_LINES, FIXED, COUNTED = range(5)
+
+# pickletools' ArgumentDescriptor.n for counted arguments -> width of the count prefix
+# (negative: signed).
+_COUNT_WIDTH = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: -4,
+                pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
+
+
+def _layout(op: pickletools.OpcodeInfo) -> tuple[int, int]:
+    arg = op.arg
+    if arg is None:
+        return NONE, 0
+    if arg.n == pickletools.UP_TO_NEWLINE:
+        return (TWO_LINES if arg.name == "stringnl_noescape_pair" else LINE), 0
+    if arg.n > 0:
+        return FIXED, arg.n
+    return COUNTED, _COUNT_WIDTH[arg.n]
+
+
+#: opcode byte -> (name, argument kind, size): size is the fixed argument size, or the width
+#: of the count prefix for counted arguments (negative: signed prefix).
+OPS: dict[int, tuple[str, int, int]] = {
+    ord(op.code): (op.name, *_layout(op)) for op in pickletools.opcodes
+}
+
+_PLAIN = {
+    "MARK", "POP", "POP_MARK", "DUP", "NONE", "NEWTRUE", "NEWFALSE", "EMPTY_TUPLE", "TUPLE",
+    "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_LIST", "APPEND", "APPENDS", "LIST", "EMPTY_DICT",
+    "DICT", "SETITEM", "SETITEMS", "EMPTY_SET", "ADDITEMS", "FROZENSET", "BUILD", "REDUCE",
+    "NEWOBJ", "NEWOBJ_EX", "OBJ", "MEMOIZE", "NEXT_BUFFER", "READONLY_BUFFER",
+    "BININT", "BININT1", "BININT2", "BINFLOAT", "BINGET", "LONG_BINGET", "BINPUT",
+    "SHORT_BINUNICODE", "SHORT_BINSTRING", "LONG1", "INT", "LONG", "FLOAT", "STRING", "UNICODE",
+}
+
+
+#: The opcode bytes that start a plain opcode.
+PLAIN_CODES = frozenset(code for code, (name, _, _) in OPS.items() if name in _PLAIN)
+
+
+def _class(codes: list[int]) -> bytes:
+    return b"[" + b"".join(re.escape(bytes([c])) for c in codes) + b"]"
+
+
+def _plain_pattern() -> bytes:
+    by_layout: dict[tuple[int, int], list[int]] = {}
+    for code, (name, kind, size) in OPS.items():
+        if name in _PLAIN:
+            by_layout.setdefault((kind, size), []).append(code)
+    alts = []
+    for (kind, size), codes in sorted(by_layout.items()):
+        head = _class(codes)
+        if kind == NONE:
+            alts.append(head)
+        elif kind == FIXED:
+            alts.append(head + b".{%d}" % size)
+        elif kind == LINE:
+            alts.append(head + b"[^\n]*\n")
+        else:  # a one-byte count (the only counted layout a run holds): each length spelled out
+            assert kind == COUNTED and size == 1
+            lengths = b"|".join(re.escape(bytes([n])) + b".{%d}" % n for n in range(256))
+            alts.append(head + b"(?:" + lengths + b")")
+    return b"(?:" + b"|".join(alts) + b")"
+
+
+_ONE = re.compile(_plain_pattern(), re.DOTALL)
+#: A run of plain opcodes (possibly empty); ``RUN.match(buf, pos, endpos).end()``. (Possessive:
+#: the parse is unique, so there is nothing to backtrack to.)
+RUN = re.compile(b"(?:" + _ONE.pattern + b")*+", re.DOTALL)
+
+
+def count_opcodes(buf: object, start: int, end: int) -> int:
+    """How many opcodes the run ``buf[start:end]`` (matched by :data:`RUN`) holds."""
+    return _ONE.subn(b"", buf[start:end])[1]  # type: ignore[index]
+
+
+def c_int(line: bytes) -> int:
+    """A PUT/GET index as CPython's C unpickler reads it: the line is a C string, so it ends
+    at the first NUL (``b"0\\0x"`` is 0, which Python's ``int()`` refuses)."""
+    return int(line.split(b"\0", 1)[0])
