@@ -39,11 +39,14 @@ def map_file(path: str | os.PathLike[str]) -> memoryview:
 
 def read_file(path: str | os.PathLike[str]) -> memoryview:
     """The whole file, read once into writable memory of its own (nothing refers to the
-    file afterwards)."""
+    file afterwards). The memory is a private anonymous mapping: the kernel provides each
+    page as the read reaches it, where a ``bytearray`` would first be cleared (a second
+    pass over every page: 0.3-0.6 s per GB)."""
     with open(path, "rb", buffering=0) as file:
-        data = memoryview(bytearray(os.fstat(file.fileno()).st_size))
-        if not data:
+        size = os.fstat(file.fileno()).st_size
+        if not size:
             raise FormatError("empty file")
+        data = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE))
         done = 0
         while done < len(data):
             got = file.readinto(data[done:])

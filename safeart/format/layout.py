@@ -267,8 +267,8 @@ def array_view(buf: memoryview, entry: TensorEntry, dtype: np.dtype, *,
     (read-only if ``buf`` is), or with ``copy`` an array of its own.
 
     A BOOL tensor must hold only bytes 0 and 1. The check runs on the bytes the array
-    keeps: on the copy, and always on a copy for a mapped file (its pages may change
-    after the check; BOOL tensors are masks, small next to the weights).
+    keeps: on the copy, and always on a copy for mapped memory (a mapped file's pages may
+    change after the check; BOOL tensors are masks, small next to the weights).
     """
     count = (entry.end - entry.begin) // dtype.itemsize
     view = np.frombuffer(buf, dtype=dtype, count=count, offset=entry.begin)
