@@ -79,9 +79,14 @@ def _index_decoder(cls_name: str) -> Callable[[Any], Any]:
 _INDEX_REASON = ("a {what} rebuilt with pandas.{cls}(...) from validated column state (arrays "
                  "of dtypes from a fixed table, lengths checked); no name is taken from the blob")
 
-for _cls, _what in (("Index", "plain index"), ("DatetimeIndex", "datetime index"),
-                    ("TimedeltaIndex", "timedelta index"), ("PeriodIndex", "period index"),
-                    ("CategoricalIndex", "categorical index"),
-                    ("IntervalIndex", "interval index")):
-    declare(f"pandas.{_cls}", _encode_index, _index_decoder(_cls),
-            _INDEX_REASON.format(what=_what, cls=_cls))
+
+def _declare_column_indexes() -> None:
+    for cls, what in (("Index", "plain index"), ("DatetimeIndex", "datetime index"),
+                      ("TimedeltaIndex", "timedelta index"), ("PeriodIndex", "period index"),
+                      ("CategoricalIndex", "categorical index"),
+                      ("IntervalIndex", "interval index")):
+        declare(f"pandas.{cls}", _encode_index, _index_decoder(cls),
+                _INDEX_REASON.format(what=what, cls=cls))
+
+
+_declare_column_indexes()

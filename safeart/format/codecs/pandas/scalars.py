@@ -49,7 +49,11 @@ def _singleton(name: str) -> Callable[[Any], Any]:
     return decode
 
 
-for _name, _pandas2 in (("NaT", "pandas._libs.tslibs.nattype.NaTType"),
-                        ("NA", "pandas._libs.missing.NAType")):
-    declare(f"pandas.api.typing.{_name}Type", lambda value: None, _singleton(_name),
-            f"the pandas.{_name} singleton; no state", _pandas2)
+def _declare_singletons() -> None:
+    for name, pandas2 in (("NaT", "pandas._libs.tslibs.nattype.NaTType"),
+                          ("NA", "pandas._libs.missing.NAType")):
+        declare(f"pandas.api.typing.{name}Type", lambda value: None, _singleton(name),
+                f"the pandas.{name} singleton; no state", pandas2)
+
+
+_declare_singletons()
