@@ -31,8 +31,8 @@ safeart blob is decoded under the policy and a pickle is scanned and restricted-
 With ``$SAFEART_TRUST_KEYS`` set, the artifact's signature is checked first
 (:func:`check_signature`): unsigned, replayed or altered artifacts raise
 :class:`~safeart.signing.IntegrityError`. Pickled artifacts Metaflow writes for itself
-(``_foreach_stack``, ``name``, ``IncludeFile`` values ...) cannot carry a signature and are
-only scanned and restricted.
+by name (``_foreach_stack``, ``name`` ...) cannot carry a signature and are only scanned
+and restricted.
 
 Which artifact and which key: the datastore hooks (:mod:`safeart.metaflow.runtime`) record the
 load in progress and the key of each blob Metaflow fetches (:func:`safeart.metaflow.state.loading`).
@@ -52,7 +52,7 @@ from typing import Any, Callable, Mapping, Optional
 from ..errors import SafeartError
 from . import state
 from .encodings import is_pickle, is_safeart
-from .serializer import metaflow_owned
+from ..signing.runverify import metaflow_owned
 from .stored import FetchedBlob, StoredArtifact, StoreRef
 
 __all__ = ["read", "check_signature"]
@@ -104,7 +104,10 @@ def check_signature(
     """With ``$SAFEART_TRUST_KEYS`` set, refuse ``data`` (the blob of ``record``) unless its
     ``serializer_info["safeart_sig"]`` is a trusted key's signature of these bytes for this
     flow, run and artifact name (:meth:`safeart.signing.Verifier.verify`). Pickled artifacts
-    Metaflow writes for itself are exempt (never signed; still scanned and restricted).
+    Metaflow writes for itself, by name (``_``-prefixed, ``name``:
+    :func:`safeart.signing.runverify.metaflow_owned`, the rule ``safeart verify`` applies),
+    are exempt: never signed, still scanned and restricted. Values of ``IncludeFile`` or
+    ``@catch`` are public artifacts Metaflow pickles: unsigned, so refused.
 
     The Metaflow client hands its serializers the metadata service's record of an artifact
     (key and encoding; no type, no ``serializer_info``): during such a ``load`` the record is
@@ -117,15 +120,12 @@ def check_signature(
     from ..signing import SIG_FIELD, digest, verifier_from_settings
 
     verifier = verifier_from_settings()
-    if verifier is None:
+    if verifier is None or (is_pickle(record.encoding) and metaflow_owned(record.name)):
         return
-    info, type_name = record.serializer_info, record.type
-    if load is not None and type_name is None:  # a client read
-        stored = _recorded(load, record.name)
-        info, type_name = stored.get("serializer_info") or {}, stored.get("type")
-    if is_pickle(record.encoding) and metaflow_owned(record.name, str(type_name)):
-        return
-    verifier.verify(record.pathspec, digest(data), info.get(SIG_FIELD))
+    sig = record.serializer_info.get(SIG_FIELD)
+    if sig is None and load is not None and record.type is None:  # a client read
+        sig = (_recorded(load, record.name).get("serializer_info") or {}).get(SIG_FIELD)
+    verifier.verify(record.pathspec, digest(data), sig)
 
 
 def _recorded(load: state.Loading, name: str) -> Mapping[str, Any]:

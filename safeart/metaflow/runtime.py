@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple, Union
 
 from ..policy import AllowSpec, Policy
-from . import state, storage
+from . import state
 
 __all__ = [
     "SUPPORTED_METAFLOW",
@@ -189,6 +189,8 @@ def install_raw_storage() -> bool:
     Returns whether the replacement is in place. Raises ``ConfigError`` for a malformed
     ``$SAFEART_RAW_STORAGE`` (before Metaflow starts saving).
     """
+    from . import storage  # imports safeart.format (numpy): only where a flow saves
+
     storage.enabled()
     if raw_storage_installed():
         return True

@@ -36,6 +36,7 @@ import warnings
 from typing import Any, Union
 
 from ..errors import EncodeError, PolicyError, SafeartError
+from ..signing.runverify import metaflow_owned as metaflow_name
 from .runtime import SUPPORTED_METAFLOW, hooks_installed
 from .state import ArtifactRef, inherited, is_strict, policy_for
 
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 #: Metaflow types whose values Metaflow itself assigns to artifacts.
-METAFLOW_TYPES = frozenset(
+_METAFLOW_TYPES = frozenset(
     {"metaflow.includefile.IncludedFile", "metaflow.exception.MetaflowExceptionWrapper"}
 )
 
@@ -67,13 +68,11 @@ def _type_name(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def metaflow_owned(name: str, type_name: str) -> bool:
-    """True for artifacts Metaflow writes for itself, left to its own serializers (and never
-    signed): ``_``-prefixed names, ``name`` (the flow name), and values of Metaflow's wrapper
-    types (``type_name``: ``module.qualname``, or the ``<class '...'>`` Metaflow records)."""
-    if type_name.startswith("<class '") and type_name.endswith("'>"):
-        type_name = type_name[len("<class '"):-2]
-    return name.startswith("_") or name == "name" or type_name in METAFLOW_TYPES
+def metaflow_owned(name: str, obj: Any) -> bool:
+    """True for artifacts Metaflow writes for itself (left to its own serializers): its own
+    names (``_``-prefixed, ``name``: :func:`safeart.signing.runverify.metaflow_owned`) and
+    values of Metaflow's wrapper types."""
+    return metaflow_name(name) or _type_name(obj) in _METAFLOW_TYPES
 
 
 def claims(obj: Any, ref: ArtifactRef) -> bool:
@@ -82,7 +81,7 @@ def claims(obj: Any, ref: ArtifactRef) -> bool:
     In strict mode every public artifact is claimed, so that :func:`serialize` can refuse
     it instead of Metaflow pickling it.
     """
-    if ref.name is not None and metaflow_owned(ref.name, _type_name(obj)):
+    if ref.name is not None and metaflow_owned(ref.name, obj):
         return False
     outcome = _encode(obj, ref)
     if isinstance(outcome, bytes) or is_strict():

@@ -39,8 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 
 from .. import settings
 from ..errors import SafeartError
-from ..policy import Policy
-from ..policy.files import policy_from_env
+from ..policy import Policy, resolve_policy
 from .encodings import encoding_of, is_safeart
 
 __all__ = [
@@ -143,8 +142,9 @@ def scoped_policy(policy: Policy) -> Iterator[Policy]:
 
 
 def base_policy() -> Policy:
-    """The load policy before the in-flow ``trust_main`` adjustment."""
-    return _scoped_policy.get() or _policy["process"] or policy_from_env()
+    """The load policy before the in-flow ``trust_main`` adjustment (the scoped one, else the
+    process one, else :func:`safeart.policy.resolve_policy`'s default)."""
+    return _scoped_policy.get() or _policy["process"] or resolve_policy()
 
 
 def policy_for(flow: Optional[str]) -> Policy:
@@ -226,8 +226,8 @@ class Loading:
         if self.key is not None:
             names = [n for n in names if self.ds._objects.get(n) == self.key] or names
         if serializer_info is not None and len(names) > 1:
-            info = self.ds._info
-            names = [n for n in names if info.get(n, {}).get("serializer_info") is serializer_info] or names
+            recorded = {n: self.ds._info.get(n, {}).get("serializer_info") for n in names}
+            names = [n for n in names if recorded[n] is serializer_info] or names
         return ArtifactRef(self.task, names[0] if len(names) == 1 else "{" + ",".join(names) + "}")
 
 

@@ -126,7 +126,8 @@ def _save_mixed(cas: Any, blob_iter: Iterable[bytes], len_hint: int,
 def works(cas_cls: Any, stock: Callable[..., list]) -> bool:
     """The self-test guarding :func:`replacement`: on a temporary local store it produces
     what Metaflow's own ``save_blobs`` ``stock`` produces, and ``load_blobs`` reads it back
-    (the signature is checked with the other patches, :func:`safeart.metaflow.runtime.unsupported`)."""
+    (the signature is checked with the other patches:
+    :func:`safeart.metaflow.runtime.unsupported`)."""
     try:
         return _self_test(cas_cls, stock)
     except Exception:  # noqa: BLE001 -- any surprise means "not what was verified"

@@ -233,18 +233,18 @@ try:
     run["start"].task["model"].data
 except safeart.PolicyError as err:
     out["error"] = [type(err).__name__, err.artifact, err.name, str(err)]
-out["imported"] = "safeart.metaflow" in sys.modules
+out["opted_in"] = sys.modules["safeart.metaflow.state"].opted_in()  # set up by Metaflow only
 print(json.dumps(out))
 """
 
 
-def test_client_decodes_without_importing_safeart_metaflow(blog):
+def test_client_decodes_without_opting_in(blog):
     env, result = blog
     got = env.python(CLIENT_WITHOUT_IMPORT.format(run_id=result.run_id))
     assert got.ok, got.output[-4000:]
     out = json.loads(got.stdout.strip().splitlines()[-1])
     assert out["total"] == 28.0 and out["items"] == [1, 2, 3]
-    assert out["imported"] is False
+    assert out["opted_in"] is False
     kind, artifact, name, message = out["error"]
     assert kind == "PolicyError" and name == "__main__.Net"
     assert artifact == f"BlogFlow/{result.run_id}/start/1:model"
@@ -369,7 +369,7 @@ def _overwrite_blob(env, run_id: str, name: str, data: bytes) -> str:
     return sha
 
 
-def test_bad_blobs_fail_with_safeart_errors_never_pickle(flow_env):
+def test_tampered_blobs_fail_with_safeart_errors_never_pickle(flow_env):
     result = flow_env.run(TAMPER_FLOW)  # strict() in the flow file: Metaflow's own
     assert "sum 15.0" in result.output  # artifacts still work
     canary = flow_env.workdir / "canary"
@@ -380,22 +380,20 @@ def test_bad_blobs_fail_with_safeart_errors_never_pickle(flow_env):
     newer = config.replace(current, b'\\"version\\":9')
     _overwrite_blob(flow_env, result.run_id, "config", newer)
 
+    # Neither blob hashes to its content address any more: refused before any decoding.
     with flow_env.client() as mf:
         task = mf.Task(f"TamperFlow/{result.run_id}/start/1")
-        with pytest.raises(safeart.FormatError) as bad:
-            task["weights"].data
-        assert bad.value.artifact == f"TamperFlow/{result.run_id}/start/1:weights"
-        with pytest.raises(safeart.UnsupportedVersion) as newer:
-            task["config"].data
-        assert newer.value.artifact == f"TamperFlow/{result.run_id}/start/1:config"
-        assert "format version 9" in str(newer.value)
+        for name in ("weights", "config"):
+            with pytest.raises(safeart.UnsafeArtifactError, match="content address") as bad:
+                task[name].data
+            assert bad.value.artifact == f"TamperFlow/{result.run_id}/start/1:{name}"
 
     # In a step: `resume end` reloads the tampered blobs through the task datastore.
     flow = flow_env.workdir / "flow.py"
     resumed = flow_env.cli(flow, "resume", "--origin-run-id", result.run_id, "end")
     assert not resumed.ok
-    assert f"TamperFlow/{resumed.run_id}/start/1:weights: safetensors header" in resumed.output
-    assert "safeart.errors.LimitExceeded" in resumed.output  # a FormatError
+    assert f"TamperFlow/{resumed.run_id}/start/1:weights: refused to load" in resumed.output
+    assert "safeart.errors.UnsafeArtifactError" in resumed.output
     assert "pickle" not in resumed.output.lower()
     assert not canary.exists()
 

@@ -70,7 +70,8 @@ def test_opting_in_stays_cheap_and_metaflow_start_up_does_not_opt_in():
     check = (
         "import sys, metaflow\n"
         "from safeart.metaflow import runtime, state\n"
-        "print(state.opted_in(), runtime.hooks_installed(), 'safeart.metaflow.serializer' in sys.modules)"
+        "print(state.opted_in(), runtime.hooks_installed(),\n"
+        "      'safeart.metaflow.serializer' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "False"]

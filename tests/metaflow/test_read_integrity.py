@@ -7,7 +7,8 @@ One module fixture runs the flows (a signed safeart flow twice, a pickled flow o
 tampers with the local datastore the way someone with write access to it could:
 
 * SignedFlow run 1: the blob file of ``x`` now holds ``y``'s (valid, allowlisted) blob;
-* PlainFlow: the blob file of ``p`` now holds ``q``'s (valid, scan-clean) pickle;
+* PlainFlow (the same flow, pickled): the blob file of ``x`` now holds ``y``'s (valid,
+  scan-clean) pickle;
 * SignedFlow run 2, end task record: ``w`` replaced by run 1's record of ``w`` (blob and
   signature intact, from another run), and ``y`` re-pointed at run 2's ``w`` blob.
 """
@@ -31,17 +32,17 @@ from safeart.signing import IntegrityError, keygen
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-SIGNED = """
-import safeart.metaflow
+FLOW = """
+{opt_in}
 from metaflow import FlowSpec, current, step
 
 
-class SignedFlow(FlowSpec):
+class {name}(FlowSpec):
     @step
     def start(self):
-        self.x = {"v": 1, "run": current.run_id}
-        self.y = {"v": 2, "run": current.run_id}
-        self.w = {"v": 3, "run": current.run_id}
+        self.x = {{"v": 1, "run": current.run_id}}
+        self.y = {{"v": 2, "run": current.run_id}}
+        self.w = {{"v": 3, "run": current.run_id}}
         self.next(self.a)
 
     @step
@@ -55,33 +56,10 @@ class SignedFlow(FlowSpec):
 
 
 if __name__ == "__main__":
-    SignedFlow()
+    {name}()
 """
-
-PLAIN = """
-from metaflow import FlowSpec, step
-
-
-class PlainFlow(FlowSpec):
-    @step
-    def start(self):
-        self.p = {"v": 1}
-        self.q = {"v": 2}
-        self.next(self.a)
-
-    @step
-    def a(self):
-        self.seen = self.p["v"]
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    PlainFlow()
-"""
+SIGNED = FLOW.format(opt_in="import safeart.metaflow", name="SignedFlow")
+PLAIN = FLOW.format(opt_in="", name="PlainFlow")  # pickled
 
 
 @dataclass
@@ -112,7 +90,7 @@ def runs(make_flow_env: Any) -> Runs:
     assert signed2.ok, signed2.output[-4000:]
     runs = Runs(env, keys, signed, signed2, plain)
     _swap_blob(env, signed, "x", "y")
-    _swap_blob(env, plain, "p", "q")
+    _swap_blob(env, plain, "x", "y")
     _edit_end_record(runs)
     runs.resumed_signed = env.cli(env.workdir / "signed.py", "resume", "--origin-run-id",
                                   signed.run_id, "a", env=signing)
@@ -176,19 +154,19 @@ def test_client_refuses_a_swapped_safeart_blob_naming_the_artifact(runs: Runs, c
 
 def test_client_refuses_a_swapped_pickle_blob_under_enforcement_only(runs: Runs, client: Any):
     task = client.Task(runs.end(runs.plain))
-    assert task.data.p == {"v": 2}  # Metaflow's own pickle reads the swapped bytes as p
+    run = runs.plain.run_id
+    assert task.data.x == {"v": 2, "run": run}  # Metaflow's own pickle reads y's bytes as x
     safeart.metaflow.enforce()
     with pytest.raises(safeart.UnsafeArtifactError, match="content address") as refused:
-        task.data.p
-    assert refused.value.artifact == f"{task.pathspec}:p"
-    assert task.data.q == {"v": 2}
+        task.data.x
+    assert refused.value.artifact == f"{task.pathspec}:x"
+    assert task.data.y == {"v": 2, "run": run}
 
 
 def test_downstream_steps_refuse_tampered_artifacts(runs: Runs):
-    for resumed, flow, name in ((runs.resumed_signed, "SignedFlow", "x"),
-                                (runs.resumed_plain, "PlainFlow", "p")):
+    for resumed, flow in ((runs.resumed_signed, "SignedFlow"), (runs.resumed_plain, "PlainFlow")):
         assert not resumed.ok, resumed.output[-3000:]
-        assert re.search(rf"{flow}/{resumed.run_id}/start/\d+:{name}: refused to load",
+        assert re.search(rf"{flow}/{resumed.run_id}/start/\d+:x: refused to load",
                          resumed.output), resumed.output[-3000:]
         assert "does not hash to its content address" in resumed.output
 
@@ -217,5 +195,5 @@ def test_trust_keys_refuse_unsigned_pickles_but_not_metaflows_own(runs: Runs, tr
     run = trusting.Run(f"PlainFlow/{runs.plain.run_id}")
     assert run.successful  # _success: Metaflow's own artifact, scanned, never signed
     with pytest.raises(IntegrityError) as unsigned:
-        run["end"].task.data.q
+        run["end"].task.data.y
     assert unsigned.value.reason == "unsigned"

@@ -102,28 +102,3 @@ class SafeartSerializer(ArtifactSerializer):
             return read(data[0], SAFEART_ENCODING, None)
         return read(data[0], str(metadata.encoding), metadata.serializer_info)
 
-
-# -- compat: safeart/metaflow/__init__.py still reaches these through this module; they go
-# once it imports safeart.metaflow.runtime (REQUESTS.md). The library, not this file, owns them.
-def ensure_registered() -> None:  # pragma: no cover - compat
-    from safeart.metaflow.runtime import ensure_registered as registered
-
-    registered()
-
-
-def set_process_policy(policy: Any) -> None:  # pragma: no cover - compat
-    from safeart.metaflow.state import set_process_policy as set_policy
-
-    set_policy(policy)
-
-
-def base_policy() -> Any:  # pragma: no cover - compat
-    from safeart.metaflow.state import base_policy as policy
-
-    return policy()
-
-
-def scoped_policy(policy: Any) -> Any:  # pragma: no cover - compat
-    from safeart.metaflow.state import scoped_policy as scoped
-
-    return scoped(policy)
