@@ -92,12 +92,15 @@ def test_trust_main_refuses_a_class_imported_into_main(monkeypatch: pytest.Monke
 
 
 def test_a_malformed_enforce_switch_counts_as_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(guard.ENFORCE_ENV, "0")
-    assert not guard.enforced()
-    monkeypatch.setenv(guard.ENFORCE_ENV, "ture")
-    assert guard.enforced()
+    from safeart.metaflow.state import check_enforce_env, enforced  # does not opt in
+    from safeart.settings import ENFORCE_ENV
+
+    monkeypatch.setenv(ENFORCE_ENV, "0")
+    assert not enforced()
+    monkeypatch.setenv(ENFORCE_ENV, "ture")
+    assert enforced()
     with pytest.raises(ConfigError):
-        guard.check_env()
+        check_enforce_env()
     pytest.importorskip("metaflow")
     from metaflow.datastore.artifacts.serializer import SerializationMetadata
 
