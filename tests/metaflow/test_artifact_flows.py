@@ -369,7 +369,7 @@ def _overwrite_blob(env, run_id: str, name: str, data: bytes) -> str:
     return sha
 
 
-def test_tampered_blobs_fail_with_safeart_errors_never_pickle(flow_env):
+def test_bad_blobs_fail_with_safeart_errors_never_pickle(flow_env):
     result = flow_env.run(TAMPER_FLOW)  # strict() in the flow file: Metaflow's own
     assert "sum 15.0" in result.output  # artifacts still work
     canary = flow_env.workdir / "canary"
