@@ -9,6 +9,8 @@ what persisting it costs the flow), then a fresh client process reading
     python benchmarks/bench_metaflow.py            # 10 MB, 100 MB, 2,000 small tensors
     python benchmarks/bench_metaflow.py --big      # adds the 1 GB model (minutes)
     python benchmarks/bench_metaflow.py --quick    # smoke test, seconds
+    python benchmarks/bench_metaflow.py --big --only "1 GB" --skip-datastore --breakdown
+                                                   # 1 GB flows, and where a client read's time goes
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def cases(args: Any) -> list[tuple[str, int, int]]:
         return [("200 tensors / 1 MB", c.MB, 200)]
     out = [("10 MB", 10 * c.MB, 0), ("100 MB", 100 * c.MB, 0),
            ("2,000 tensors / 8 MB", 8 * c.MB, 2000)]
-    return out + ([("1 GB", 1 << 30, 0)] if args.big else [])
+    out += [("1 GB", 1 << 30, 0)] if args.big else []
+    return [case for case in out if args.only in (None, case[0])]
 
 
 # -- workers (fresh interpreters) ---------------------------------------------------------
@@ -110,17 +113,48 @@ def load_worker(job: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "peak_mb": c.peak_rss_mb() - base, "checksum": c.checksum(model)}
 
 
+#: Where a client read spends its time: the C calls (cProfile's own time) of each step.
+BUCKETS = {
+    "client-cache write": ("'write' of '_io.BufferedRandom'",),
+    "reading the blob": ("'read' of '_io.BufferedReader'", "'readinto' of '_io.FileIO'"),
+    "gunzip": ("zlib.Decompress",),
+    "content address / digest": ("openssl_sha1", "openssl_sha256"),
+    "tensor copies": ("'copy' of 'numpy.ndarray'",),
+}
+
+
+def _breakdown(profile: Any) -> dict[str, float]:
+    import pstats
+
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    out = dict.fromkeys(BUCKETS, 0.0)
+    for (_, _, function), (_, _, own, _, _) in stats.items():
+        for bucket, needles in BUCKETS.items():
+            if any(needle in function for needle in needles):
+                out[bucket] += own
+    return out
+
+
 def client_worker(job: dict[str, Any]) -> dict[str, Any]:
+    import cProfile
+
     import torch  # noqa: F401
     from metaflow import Task, namespace
 
     namespace(None)
+    profile = cProfile.Profile() if job.get("breakdown") else None
     base = c.rss_mb()
     c.reset_peak()
     started = c.clock()
+    if profile:
+        profile.enable()
     model = Task(f"{FLOW}/{job['run']}/start/{job['task']}")["model"].data
     seconds = c.clock() - started
-    return {"seconds": seconds, "peak_mb": c.peak_rss_mb() - base, "checksum": c.checksum(model)}
+    result = {"seconds": seconds, "peak_mb": c.peak_rss_mb() - base, "checksum": c.checksum(model)}
+    if profile:
+        profile.disable()
+        result["breakdown"] = _breakdown(profile)
+    return result
 
 
 WORKERS = {"save": save_worker, "load": load_worker, "client": client_worker}
@@ -192,8 +226,19 @@ def _run_flow(work: Path, variant: str, nbytes: int, tensors: int, keep: bool) -
     return res
 
 
+def _client(work: Path, variant: str, run: str, tag: str, breakdown: bool = False) -> dict:
+    """A fresh client process reading the model, with a cold client cache of its own."""
+    cache = work / f".client_cache_{variant}_{tag}"
+    env = {**_flow_env(work), "METAFLOW_CLIENT_CACHE_PATH": str(cache)}
+    try:
+        return c.worker(HERE, {"part": "client", "run": run, "task": 1, "breakdown": breakdown},
+                        env=env, cwd=work)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def flows(args: Any, work: Path) -> None:
-    rows, memory = [], []
+    rows, memory, breakdown = [], [], []
     for label, nbytes, tensors in cases(args):
         got: dict[str, dict[str, list]] = {v: {} for v in VARIANTS}
         repeat = 1 if nbytes >= 1 << 30 else args.repeat
@@ -204,13 +249,15 @@ def flows(args: Any, work: Path) -> None:
                     run = _run_flow(work, variant, nbytes, tensors, keep)
                     record.setdefault(f"run{int(keep)}", []).append(run["seconds"])
                     record.setdefault(f"peak{int(keep)}", []).append(run["peak_mb"])
-                cache = work / f".client_cache_{variant}_{i}_{nbytes}"
-                env = {**_flow_env(work), "METAFLOW_CLIENT_CACHE_PATH": str(cache)}
-                client = c.worker(HERE, {"part": "client", "run": run["run"], "task": 1},
-                                  env=env, cwd=work)
-                shutil.rmtree(cache, ignore_errors=True)
+                client = _client(work, variant, run["run"], f"{i}_{nbytes}")
                 record.setdefault("client", []).append(client["seconds"])
                 record.setdefault("client_peak", []).append(client["peak_mb"])
+            if args.breakdown and i == 0:
+                for variant in VARIANTS:  # profiled: slower, so not in the figures above
+                    parts = _client(work, variant, run["run"], f"profile_{nbytes}", True)
+                    split = parts["breakdown"]
+                    rest = parts["seconds"] - sum(split.values())
+                    breakdown.append([label, variant, parts["seconds"], *split.values(), rest])
         p, s = ({k: c.median(v) for k, v in got[x].items()} for x in VARIANTS)
         extra_p, extra_s = p["run1"] - p["run0"], s["run1"] - s["run0"]
         rows.append([label, p["run0"], extra_p, s["run0"], extra_s, c.ratio(extra_p, extra_s),
@@ -231,19 +278,29 @@ def flows(args: Any, work: Path) -> None:
             "the client above its interpreter after imports",
             ["model", "model MB", "step pickle w/o", "step pickle", "step safeart w/o",
              "step safeart", "client pickle", "client safeart"], memory, args.out)
+    if breakdown:
+        c.table("Where a fresh client's task['model'].data spends its time (one profiled run "
+                "each, seconds; the C calls of each step)",
+                ["model", "variant", "total", *BUCKETS, "rest (Metaflow, decode, profiling)"],
+                breakdown, args.out)
 
 
 def main() -> None:
     args = c.parse_args(__doc__, lambda p: (
         p.add_argument("--big", action="store_true", help="also the 1 GB model"),
-        p.add_argument("--skip-flow", action="store_true", help="datastore part only")))
+        p.add_argument("--skip-flow", action="store_true", help="datastore part only"),
+        p.add_argument("--skip-datastore", action="store_true", help="real flows part only"),
+        p.add_argument("--only", help="only the models whose label is this (e.g. '1 GB')"),
+        p.add_argument("--breakdown", action="store_true",
+                       help="also profile one client read per model: where its time goes")))
     if args.worker:
         job = json.loads(args.worker)
         c.emit(WORKERS[job.pop("part")](job))
         return
     c.header("Metaflow artifacts: safeart vs pickle", args)
     with tempfile.TemporaryDirectory(prefix="safeart-bench-") as tmp:
-        datastore(args, Path(tmp))
+        if not args.skip_datastore:
+            datastore(args, Path(tmp))
         if not args.skip_flow:
             flows(args, Path(tmp))
 
