@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .errors import IntegrityError
-from .signature import Signer, Verifier, file_message
+from .signature import Signer, Verifier, digest, file_message
 
 __all__ = ["SIDECAR_SUFFIX", "FileSignature", "sidecar_path", "sign_file", "verify_file"]
 
@@ -85,11 +85,19 @@ def sign_file(path: str | os.PathLike[str], signer: Signer | None = None) -> Fil
     return FileSignature(path, sidecar, signer.key_id, value)
 
 
-def verify_file(path: str | os.PathLike[str], verifier: Verifier | None = None) -> FileSignature:
+def verify_file(
+    path: str | os.PathLike[str],
+    verifier: Verifier | None = None,
+    *,
+    data: bytes | bytearray | memoryview | None = None,
+) -> FileSignature:
     """Check ``<path>.sig`` against the file ``path`` and the trust keys.
 
     Args:
         verifier: Default :func:`~safeart.signing.verifier_from_settings` (``$SAFEART_TRUST_KEYS``).
+        data: The file's bytes as the caller read them (then ``path`` is not read again):
+            pass the very bytes you will load, so that nothing can change between the check
+            and the load (``data = read_file(p); verify_file(p, data=data); loads(data)``).
 
     Raises:
         IntegrityError: no sidecar, a malformed one, an untrusted key, a file changed since
@@ -106,7 +114,7 @@ def verify_file(path: str | os.PathLike[str], verifier: Verifier | None = None) 
     path = Path(path)
     where = str(path)
     record = verifier._trusted(_read_sidecar(sidecar_path(path), where), where, "file")
-    value = _file_digest(path)
+    value = digest(data) if data is not None else _file_digest(path)
     signed_name = record.get("file")
     if not isinstance(signed_name, str) or not signed_name or "/" in signed_name:
         raise IntegrityError(f"{sidecar_path(path).name} names no file", reason="malformed",

@@ -219,6 +219,11 @@ def test_file_sidecar_signs_and_verifies(signer: Signer, verifier: Verifier, tmp
     side = json.loads(written.sidecar.read_text())
     assert (side["file"], side["digest"], side["key"]) == ("model.safetensors", digest(BLOB), signer.key_id)
     assert verify_file(path, verifier).key_id == signer.key_id
+    # the caller's bytes are what is checked (the file is not read again)
+    assert verify_file(path, verifier, data=memoryview(BLOB)).digest == digest(BLOB)
+    with pytest.raises(IntegrityError) as info:
+        verify_file(path, verifier, data=BLOB + b"changed after the read")
+    assert info.value.reason == "bad-signature"
 
 
 def test_file_tampering_is_refused(signer: Signer, verifier: Verifier, tmp_path: Path) -> None:
