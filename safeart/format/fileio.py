@@ -28,13 +28,20 @@ def map_file(path: str | os.PathLike[str]) -> memoryview:
     Its bytes follow the file while they are untouched: a file *replaced* (rename, as
     :func:`safeart.save_file` does) leaves the mapping on the old content, but a file
     rewritten *in place* shows through, and one truncated raises ``SIGBUS`` when a page
-    past its new end is used. :func:`read_file` is for files that may be rewritten.
+    past its new end is used. :func:`read_file` is for files that may be rewritten. A file
+    that cannot be mapped (a filesystem without ``mmap``) is read with it.
     """
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         if not size:
             raise FormatError("empty file")
-        return memoryview(mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY))
+        try:
+            return memoryview(mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY))
+        except ValueError:  # mmap: "mmap length is greater than file size"
+            raise FormatError("the file shrank while it was mapped") from None
+        except OSError:  # ENODEV and kin: not mappable, readable
+            pass
+    return read_file(path)
 
 
 def read_file(path: str | os.PathLike[str]) -> memoryview:

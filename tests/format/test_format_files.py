@@ -152,3 +152,20 @@ def test_loads_copy_false_shares_a_writable_buffer_and_copies_bytes() -> None:
     copied["w"] += 1
     assert bytes(blob) == safeart.dumps({"w": torch.zeros(16), "a": np.zeros(4)})
     assert float(safeart.loads(bytearray(blob))["w"].sum()) == 0.0
+
+
+def test_a_file_that_cannot_be_mapped_is_read(blob: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmap
+    import types
+
+    from safeart.format import fileio
+
+    def refuse(fileno: int, length: int, **kw: Any) -> Any:
+        if fileno == -1:
+            return mmap.mmap(fileno, length, **kw)
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(fileio, "mmap", types.SimpleNamespace(
+        mmap=refuse, MAP_PRIVATE=mmap.MAP_PRIVATE, ACCESS_COPY=mmap.ACCESS_COPY))
+    out = safeart.load_file(blob)
+    assert _backing(out["w"]) != str(blob.resolve()) and float(out["w"][1]) == 1.0
