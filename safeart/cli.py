@@ -44,7 +44,7 @@ import time
 from typing import Any, Callable, TextIO
 
 from .errors import ConfigError, SafeartError
-from .policy import Grade, Policy, load_policy, policy_from_env
+from .policy import Grade, Policy, load_policy, resolve_policy
 from .scan import ScanReport, collect_files, render, scan_file
 from .scan.render import FORMATS
 from .signing.cli import add_parser as _register_signing
@@ -246,7 +246,7 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
 
 
 def _load_policy(args: argparse.Namespace) -> Policy:
-    policy = load_policy(args.policy) if args.policy else policy_from_env()
+    policy = load_policy(args.policy) if args.policy else resolve_policy()
     aliases = {}
     for spec in args.alias:
         recorded, sep, target = spec.partition("=")

@@ -4,7 +4,7 @@ Which policy applies when none is passed: :func:`resolve_policy` (an explicit po
 ``$SAFEART_POLICY``, else the built-in allowlist; ``allow=`` extends that base).
 """
 
-from .files import POLICY_ENV, load_policy, policy_from_env, policy_from_mapping, resolve_policy
+from .files import POLICY_ENV, load_policy, policy_from_mapping, resolve_policy
 from .model import AllowSpec, Grade, Policy, Rule, Verdict, qualified_name
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "Verdict",
     "qualified_name",
     "load_policy",
-    "policy_from_env",
     "policy_from_mapping",
     "resolve_policy",
     "POLICY_ENV",

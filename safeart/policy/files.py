@@ -41,7 +41,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["resolve_policy", "load_policy", "policy_from_mapping", "policy_from_env", "POLICY_ENV"]
+__all__ = ["resolve_policy", "load_policy", "policy_from_mapping", "POLICY_ENV"]
 
 _KEYS = {"allow", "aliases", "include_defaults", "trust_main", "limits"}
 
@@ -146,7 +146,3 @@ def resolve_policy(policy: Policy | None = None, allow: Iterable[AllowSpec] = ()
 def _builtin() -> Policy:
     return Policy()
 
-
-def policy_from_env() -> Policy:
-    """``resolve_policy()``: kept until the plugin, ``runscan`` and the CLI switch to it."""
-    return resolve_policy()
