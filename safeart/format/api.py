@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Union
 
-from ..errors import FormatError, SafeartError, UnsupportedVersion
+from ..errors import ConfigError, FormatError, SafeartError, UnsupportedVersion
 from ..limits import Limits
 from ..policy import AllowSpec, Policy, resolve_policy
+from ..settings import TRUST_KEYS_ENV, env_paths
 from . import manifest as _manifest
 from .fileio import map_file, read_file, write_file
 from .layout import METADATA_KEY, Header, as_view, pack, parse_json, read_header, sniff
@@ -87,7 +88,8 @@ def loads(data: Buffer, *, policy: Policy | None = None, allow: Iterable[AllowSp
 
 
 def load_file(path: PathLike, *, policy: Policy | None = None, allow: Iterable[AllowSpec] = (),
-              device: Any = None, name: str = "", mmap: bool = True) -> Any:
+              device: Any = None, name: str = "", mmap: bool = True,
+              verify: bool | None = None) -> Any:
     """Like :func:`loads` for a file: only its header and manifest are read and audited
     before anything is built, and the tensors and arrays share the file's bytes.
 
@@ -99,10 +101,27 @@ def load_file(path: PathLike, *, policy: Policy | None = None, allow: Iterable[A
     weights not yet written to, and one truncated makes the process fail (``SIGBUS``)
     when it uses them. With ``mmap=False`` the file is read once into memory of its own:
     one copy of the weights, independent of the file from then on.
+
+    ``verify`` checks the file's detached signature (``<file>.sig``, see
+    :func:`safeart.signing.verify_file`) over exactly the bytes then loaded: the file is
+    read once (as with ``mmap=False``), its digest checked against a trusted key, and the
+    objects built from that copy. None (the default) verifies when ``$SAFEART_TRUST_KEYS``
+    is set; True requires it; False never verifies.
+
+    Raises:
+        IntegrityError: verifying, the file is unsigned, signed by an untrusted key, or
+            changed since it was signed.
+        ConfigError: ``verify=True`` and no trust keys are configured.
     """
     policy = resolve_policy(policy, allow)
     try:
-        data = map_file(path) if mmap else read_file(path)
+        if not _verifying(verify):
+            data = map_file(path) if mmap else read_file(path)
+        else:
+            from ..signing import verify_file
+
+            data = read_file(path)
+            verify_file(path, data=data)
         return _load(data, policy, device, name, owned=True)
     except SafeartError as exc:
         raise exc.with_artifact(os.fspath(path))
@@ -135,6 +154,15 @@ def is_safeart(data: Buffer) -> bool:
 def _encode(obj: Any, name: str) -> list[Any]:
     manifest, pieces = _manifest.encode(obj, name=name, limits=_WRITE_LIMITS)
     return pack(manifest, pieces, _WRITE_LIMITS)
+
+
+def _verifying(verify: bool | None) -> bool:
+    if verify is None:
+        return bool(env_paths(TRUST_KEYS_ENV))
+    if verify and not env_paths(TRUST_KEYS_ENV):
+        raise ConfigError("verify=True, but no trust keys: $SAFEART_TRUST_KEYS is not set",
+                          hint="list the signers' public key files in $SAFEART_TRUST_KEYS")
+    return verify
 
 
 def _open(buf: memoryview, limits: Limits) -> tuple[Header, dict, Any]:

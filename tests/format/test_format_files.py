@@ -169,3 +169,41 @@ def test_a_file_that_cannot_be_mapped_is_read(blob: Path, monkeypatch: pytest.Mo
         mmap=refuse, MAP_PRIVATE=mmap.MAP_PRIVATE, ACCESS_COPY=mmap.ACCESS_COPY))
     out = safeart.load_file(blob)
     assert _backing(out["w"]) != str(blob.resolve()) and float(out["w"][1]) == 1.0
+
+
+@pytest.fixture
+def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    pytest.importorskip("cryptography")
+    from safeart.settings import SIGNING_KEY_ENV, TRUST_KEYS_ENV
+    from safeart.signing import keygen
+
+    pair = keygen(tmp_path / "keys" / "key.pem")
+    monkeypatch.setenv(SIGNING_KEY_ENV, str(pair.private_path))
+    monkeypatch.setenv(TRUST_KEYS_ENV, str(pair.public_path))
+    return pair
+
+
+def test_load_file_verifies_the_signature_over_the_bytes_it_loads(blob: Path, keys: Any) -> None:
+    from safeart.signing import IntegrityError, sign_file
+
+    with pytest.raises(IntegrityError) as info:  # trust keys set, file unsigned
+        safeart.load_file(blob)
+    assert info.value.artifact == str(blob)
+    assert float(safeart.load_file(blob, verify=False)["w"][1]) == 1.0
+    sign_file(blob)
+    out = safeart.load_file(blob)  # verified: read once, checked, built from that copy
+    assert _backing(out["w"]) != str(blob.resolve()) and float(out["w"][1]) == 1.0
+    with open(blob, "r+b") as f:  # one weight byte changed after signing
+        f.seek(-1, os.SEEK_END)
+        f.write(b"\x7f")
+    with pytest.raises(IntegrityError):
+        safeart.load_file(blob)
+
+
+def test_load_file_verify_true_needs_trust_keys(blob: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safeart.errors import ConfigError
+    from safeart.settings import TRUST_KEYS_ENV
+
+    monkeypatch.delenv(TRUST_KEYS_ENV, raising=False)
+    with pytest.raises(ConfigError, match="SAFEART_TRUST_KEYS"):
+        safeart.load_file(blob, verify=True)
