@@ -72,6 +72,12 @@ def _edit_record(flow_env: Any, run_id: str, step: str, edit: Callable[[dict], N
     path.write_text(json.dumps(record))
 
 
+def _repoint_metadata(flow_env: Any, run_id: str, step: str, name: str, sha: str) -> None:
+    """Where the client looks the blob key up: the local metadata's artifact record."""
+    meta = _data_json(flow_env, run_id, step).parent / "_meta" / f"0_artifact_{name}.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "sha": sha}))
+
+
 def _record(flow_env: Any, run_id: str, step: str) -> dict:
     return json.loads(_data_json(flow_env, run_id, step).read_text())
 
@@ -101,9 +107,9 @@ def _refused_by_load(flow_env: Any, keys: Any, target: str, name: str, reason: s
 
 def _refused_by_metaflow(flow_env: Any, keys: Any, task: str, name: str, reason: str) -> None:
     """Metaflow's own read (``task[name].data``) refuses it too, through safeart's serializer
-    hooks. The client takes the blob's key from the *metadata* record (not ``data.json``) and
-    the signature from ``data.json``, so what it sees can differ from what ``safeart.load``
-    sees for the same tampering."""
+    hooks. The client takes the blob's key from the *metadata* record (the local metadata's
+    ``_meta/0_artifact_<name>.json``), the signature from ``data.json``: a writer rewrites
+    both."""
     with flow_env.client() as mf:
         os.environ[TRUST_KEYS_ENV] = str(keys.public_path)  # restored by client()
         with pytest.raises(IntegrityError) as info:
@@ -143,6 +149,7 @@ def test_unsigned_run_fails_verification(flow_env, keys, capsys) -> None:
     run_id = flow_env.run(FLOW).run_id  # no signing key
     code, out = _verify(flow_env, keys, f"SignedFlow/{run_id}", capsys)
     assert code == 1 and "unsigned" in out and f"FAILED SignedFlow/{run_id}/start/" in out
+    _refused_by_metaflow(flow_env, keys, _task(flow_env, run_id, "end"), "weights", "unsigned")
     _refused_by_load(flow_env, keys, f"SignedFlow/{run_id}", "weights", "unsigned")
 
 
@@ -176,13 +183,12 @@ def test_blob_and_signature_replayed_from_another_run_are_refused(flow_env, keys
         record["info"]["weights"] = old["info"]["weights"]
 
     _edit_record(flow_env, new_run, "start", replay)
+    _repoint_metadata(flow_env, new_run, "start", "weights", old["objects"]["weights"])
     code, out = _verify(flow_env, keys, f"SignedFlow/{new_run}/start", capsys)
     assert code == 1, out
     assert "pathspec-mismatch" in out and f"run '{old_run}', not '{new_run}'" in out
-    # the client fetches this run's genuine blob (key from the metadata) and checks it against
-    # the replayed signature, made over the old run's bytes
     _refused_by_metaflow(flow_env, keys, _task(flow_env, new_run, "start"), "weights",
-                         "bad-signature")
+                         "pathspec-mismatch")
     err = _refused_by_load(flow_env, keys, _task(flow_env, new_run, "start"), "weights",
                            "pathspec-mismatch")
     assert f"SignedFlow/{old_run}/start/" in err.message
@@ -199,10 +205,13 @@ def test_record_pointing_at_another_artifacts_blob_is_refused(flow_env, keys, ca
     code, out = _verify(flow_env, keys, f"SignedFlow/{run_id}/end", capsys)
     assert code == 1, out
     assert ":weights" in out and "bad-signature" in out
-    _refused_by_load(flow_env, keys, f"SignedFlow/{run_id}", "weights", "bad-signature")
-    with flow_env.client() as mf:  # the client is not redirected: its key comes from metadata
+    with flow_env.client() as mf:  # data.json alone does not redirect the client (metadata)
         os.environ[TRUST_KEYS_ENV] = str(keys.public_path)
         assert float(mf.Task(_task(flow_env, run_id, "end"))["weights"].data.sum()) == 28.0
+    _refused_by_load(flow_env, keys, f"SignedFlow/{run_id}", "weights", "bad-signature")
+    old_sha = _record(flow_env, run_id, "end")["objects"]["old_weights"]
+    _repoint_metadata(flow_env, run_id, "end", "weights", old_sha)
+    _refused_by_metaflow(flow_env, keys, _task(flow_env, run_id, "end"), "weights", "bad-signature")
 
 
 def test_signature_moved_from_another_artifact_is_refused(flow_env, keys, capsys) -> None:
@@ -213,8 +222,12 @@ def test_signature_moved_from_another_artifact_is_refused(flow_env, keys, capsys
         record["info"]["weights"] = record["info"]["old_weights"]
 
     _edit_record(flow_env, run_id, "end", move)
+    _repoint_metadata(flow_env, run_id, "end", "weights",
+                      _record(flow_env, run_id, "end")["objects"]["old_weights"])
     code, out = _verify(flow_env, keys, f"SignedFlow/{run_id}/end", capsys)
     assert code == 1 and "artifact name 'old_weights', not 'weights'" in out, out
+    _refused_by_metaflow(flow_env, keys, _task(flow_env, run_id, "end"), "weights",
+                         "pathspec-mismatch")
     _refused_by_load(flow_env, keys, f"SignedFlow/{run_id}", "weights", "pathspec-mismatch")
 
 
@@ -238,6 +251,7 @@ def test_signature_by_an_untrusted_key_is_refused(flow_env, keys, tmp_path, caps
     run_id = _run(flow_env, stranger)
     code, out = _verify(flow_env, keys, f"SignedFlow/{run_id}", capsys)
     assert code == 1 and "unknown-key" in out, out
+    _refused_by_metaflow(flow_env, keys, _task(flow_env, run_id, "end"), "weights", "unknown-key")
     _refused_by_load(flow_env, keys, f"SignedFlow/{run_id}", "weights", "unknown-key")
 
 
