@@ -170,9 +170,7 @@ def _scan(args: argparse.Namespace) -> int:
         report.results.append(scan_file(path, policy=policy))
     progress(len(files), len(files), "")
     for sub in resolved:
-        report.results.extend(sub.results)
-        for key, value in sub.extra.items():
-            report.extra[key] = report.extra.get(key, 0) + value
+        report.merge(sub)
     report.seconds = time.perf_counter() - started
     text = render(report, args.format)
     if args.output:

@@ -108,7 +108,7 @@ def scan_run(
     policy = resolve_policy(policy)
     spec = parse_pathspec(pathspec)
     names = check_artifact_names(artifacts or ()) + ((spec.artifact,) if spec.artifact else ())
-    store = RunDatastore(jobs=jobs)
+    store = RunDatastore(jobs=jobs, listed=spec.run is None, record_cache=cache)
     tasks = resolve_tasks(spec, latest=latest, last=last, all_namespaces=all_namespaces,
                           policy=policy, store=store)
     report = _scan_tasks(tasks, names, policy, store, cache, rehash, progress)
@@ -138,7 +138,7 @@ def scan_all(
     started = time.perf_counter()
     policy = resolve_policy(policy)
     names = check_artifact_names(artifacts or ())
-    store = RunDatastore(jobs=jobs)
+    store = RunDatastore(jobs=jobs, listed=True, record_cache=cache)
     flows = list_flows()
     tasks = [task for flow in flows
              for task in _flow_tasks(flow, latest, last, policy, store)]
@@ -197,7 +197,7 @@ def _scan_tasks(
     cache: VerdictCache | None, rehash: bool, progress: Progress | None,
 ) -> ScanReport:
     records, incomplete = store.artifacts(tasks, names)
-    scanner = _BlobScanner(policy, _analyses(records), cache)
+    scanner = _BlobScanner(policy, _analyses(records), cache, store)
     fetched = [a for a in records if _analysis_of(a.encoding) != "unsupported"]
     first_use: dict[_Key, str] = {}
     for art in fetched:
@@ -244,14 +244,21 @@ def _where(store: StoreRef) -> str:
     return f"{store.ds_type}:{store.ds_root.rstrip('/')}/{store.flow}"
 
 
+def _identity(store: RunDatastore, ref: StoreRef, sha: str) -> str | None:
+    """What the listing says about blob ``sha`` ("" without a listing; None: not listed)."""
+    listing = store.listing(ref)
+    return "" if listing is None else listing.blob_identity(ref.flow, sha)
+
+
 class _BlobScanner:
     """Analyses each fetched blob once per needed analysis and remembers the outcome."""
 
     def __init__(self, policy: Policy, needed: dict[_Key, set[Analysis]],
-                 cache: VerdictCache | None):
+                 cache: VerdictCache | None, store: RunDatastore):
         self._policy = policy
         self._needed = needed
         self._cache = cache
+        self._store = store
         self._outcomes: dict[tuple[StoreRef, str, Analysis], Outcome] = {}
         self._reported: set[tuple[StoreRef, str, Analysis]] = set()
         self.bytes_read = 0
@@ -263,7 +270,10 @@ class _BlobScanner:
             return set()
         hits: set[_Key] = set()
         for (store, sha), analyses in self._needed.items():
-            found = {a: self._cache.get(_where(store), sha, a) for a in analyses}
+            identity = _identity(self._store, store, sha)
+            if identity is None:
+                continue
+            found = {a: self._cache.get(_where(store), sha, a, identity) for a in analyses}
             if all(o is not None for o in found.values()):
                 self._outcomes.update(  # type: ignore[misc]
                     {(store, sha, a): replace(o, seconds=0.0) for a, o in found.items()})
@@ -273,16 +283,18 @@ class _BlobScanner:
 
     def scan(self, blob: FetchedBlob) -> None:
         intact = blob.intact
+        identity = _identity(self._store, blob.store, blob.sha) if intact else None
+        cache = self._cache if identity is not None else None
         for analysis in self._needed[(blob.store, blob.sha)]:
-            cached = (self._cache.get(_where(blob.store), blob.sha, analysis)
-                      if self._cache is not None and intact else None)
+            where = _where(blob.store)
+            cached = cache.get(where, blob.sha, analysis, identity) if cache else None
             outcome = (replace(cached, seconds=0.0) if cached is not None
                        else self._analyse(blob, analysis, intact))
             self._outcomes[(blob.store, blob.sha, analysis)] = outcome
             if cached is not None:
                 self.cache_hits += 1
-            elif self._cache is not None and intact:
-                self._cache.put(_where(blob.store), blob.sha, analysis, outcome)
+            elif cache is not None:
+                cache.put(where, blob.sha, analysis, outcome, identity)  # type: ignore[arg-type]
         self.bytes_read += len(blob.data or b"")
 
     def _analyse(self, blob: FetchedBlob, analysis: Analysis, intact: bool) -> Outcome:

@@ -26,18 +26,20 @@ import hashlib
 import json
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Protocol, Sequence
 
 from ..errors import ConfigError
 from .encodings import encoding_of
+from .listing import Listing, list_flow
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Task
 
-__all__ = ["StoreRef", "StoredArtifact", "FetchedBlob", "RunDatastore", "DEFAULT_JOBS"]
+__all__ = ["StoreRef", "StoredArtifact", "FetchedBlob", "RunDatastore", "RecordCache",
+           "DEFAULT_JOBS"]
 
 #: Batches fetched at once by default.
-DEFAULT_JOBS = 4
+DEFAULT_JOBS = 8
 
 
 @dataclass(frozen=True)
@@ -101,28 +103,56 @@ class FetchedBlob:
         return self.data is not None and hashlib.sha1(self.data).hexdigest() == self.sha
 
 
+class RecordCache(Protocol):
+    """Where task records read through a listing are kept between scans (the verdict
+    cache): looked up by datastore, path and the object's listed identity."""
+
+    def get_record(self, where: str, path: str, identity: str) -> dict[str, Any] | None: ...
+
+    def put_record(self, where: str, path: str, identity: str, record: dict[str, Any]) -> None: ...
+
+
 class RunDatastore:
     """Reads task records and blobs of runs through Metaflow's datastore classes.
 
     Args:
-        batch_keys: Most blobs fetched per ``load_blobs`` call (S3 loads > 10 keys in
-            parallel worker processes).
+        batch_keys: Most blobs (or records, with a listing) per ``load_blobs`` /
+            ``load_bytes`` call. Metaflow's S3 storage loads up to 10 keys in this process
+            and more in ``s3op`` worker processes; small batches in ``jobs`` threads were
+            faster on every machine measured (benchmarks/bench_audit.py).
         batch_bytes: Most recorded bytes fetched per call (bounds memory: about
             ``jobs + 1`` batches are in memory at once).
-        batch_tasks: Most task records read per listing/read call.
+        batch_tasks: Most task folders probed per ``list_content`` call (no listing).
         jobs: Batches (of blobs or of task records) loaded at the same time, >= 1.
+        listed: List each flow's whole datastore prefix once (:mod:`.listing`) instead of
+            probing each task's folder: for scans of many runs.
+        record_cache: With ``listed``: task records kept by their listed identity.
     """
 
-    def __init__(self, *, batch_keys: int = 64, batch_bytes: int = 256 << 20,
-                 batch_tasks: int = 500, jobs: int = DEFAULT_JOBS) -> None:
+    def __init__(self, *, batch_keys: int = 10, batch_bytes: int = 256 << 20,
+                 batch_tasks: int = 500, jobs: int = DEFAULT_JOBS, listed: bool = False,
+                 record_cache: RecordCache | None = None) -> None:
         if jobs < 1:
             raise ConfigError(f"jobs must be at least 1, got {jobs}")
         self._batch_keys = batch_keys
         self._batch_bytes = batch_bytes
         self._batch_tasks = batch_tasks
         self.jobs = jobs
+        self._listed = listed
+        self._record_cache = record_cache
+        self._listings: dict[StoreRef, Listing | None] = {}
         self._flow_stores: dict[StoreRef, Any] = {}
         self._run_stores: dict[tuple[str, str], StoreRef] = {}
+
+    def listing(self, store: StoreRef) -> Listing | None:
+        """The listing of ``store``'s flow prefix (taken once), None unless ``listed`` or
+        when the storage type has none."""
+        if not self._listed:
+            return None
+        if store not in self._listings:
+            self._listings[store] = list_flow(store.ds_type, store.ds_root, store.flow,
+                                              self._flow_store(store)._storage_impl)
+        return self._listings[store]
 
     # -- records ---------------------------------------------------------------------
     def artifacts(
@@ -138,11 +168,11 @@ class RunDatastore:
         by_store: dict[StoreRef, list["Task"]] = {}
         for task in tasks:
             by_store.setdefault(self._store_of(task), []).append(task)
-        chunks = [
-            (store, ["/".join(t.path_components[1:]) for t in group[i:i + self._batch_tasks]])
-            for store, group in by_store.items()
-            for i in range(0, len(group), self._batch_tasks)
-        ]
+        chunks = []
+        for store, group in by_store.items():
+            step = self._batch_tasks if self.listing(store) is None else self._batch_keys
+            chunks += [(store, ["/".join(t.path_components[1:]) for t in group[i:i + step]])
+                       for i in range(0, len(group), step)]
         records: dict[str, dict[str, Any]] = {}
         for loaded in _in_parallel(self.jobs, self._task_records, chunks):
             records.update(loaded)
@@ -176,22 +206,31 @@ class RunDatastore:
         whose latest started attempt is done; the others are left out."""
         storage = self._flow_store(store)._storage_impl
         urls = {storage.path_join(store.flow, spec): spec for spec in specs}
-        names: dict[str, set[str]] = {}
-        for entry in storage.list_content(list(urls)):
-            if entry.is_file:
-                folder, _, name = entry.path.rstrip("/").rpartition("/")
-                names.setdefault(folder, set()).add(name)
+        listing = self.listing(store)
+        if listing is None:
+            listing = Listing()
+            for entry in storage.list_content(list(urls)):
+                if entry.is_file:
+                    listing.add(entry.path.rstrip("/"), "")
         wanted: dict[str, str] = {}
         for url, spec in urls.items():
-            attempt = _done_attempt(names.get(url, set()))
+            attempt = _done_attempt(listing.names_in(url))
             if attempt is not None:
                 wanted[storage.path_join(url, f"{attempt}.data.json")] = spec
         records: dict[str, dict[str, Any]] = {}
+        cache = self._record_cache if self._listed else None
+        where = f"{store.ds_type}:{store.ds_root}"
+        for path in list(wanted) if cache is not None else ():
+            record = cache.get_record(where, path, listing.objects.get(path, ""))
+            if record is not None:
+                records[f"{store.flow}/{wanted.pop(path)}"] = record
         with storage.load_bytes(list(wanted)) as loaded:
             for key, path, _meta in loaded:
                 if path is not None:
                     with open(path, encoding="utf-8") as f:
-                        records[f"{store.flow}/{wanted[key]}"] = json.load(f)
+                        record = records[f"{store.flow}/{wanted[key]}"] = json.load(f)
+                    if cache is not None and key in listing.objects:
+                        cache.put_record(where, key, listing.objects[key], record)
         return records
 
     def _store_of(self, task: "Task") -> StoreRef:

@@ -48,12 +48,13 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..policy import Grade, Policy, qualified_name
+from ..policy import Policy, qualified_name
 from ..scan import Finding
 
 __all__ = [
@@ -68,13 +69,7 @@ __all__ = [
 #: How a blob is analysed: by the pickle scanner, or by the safeart loader's checks.
 Analysis = Literal["pickle", "safeart"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS verdicts (
-    key TEXT PRIMARY KEY,
-    outcome TEXT NOT NULL,
-    checksum TEXT NOT NULL
-)
-"""
+_TABLES = ("verdicts", "records")
 
 
 @dataclass
@@ -102,11 +97,7 @@ class Outcome:
         """Parse :meth:`to_json` output; ``ValueError``/``KeyError``/``TypeError`` if it is
         not one."""
         doc = json.loads(text)
-        findings = [
-            Finding(Grade(f["grade"]), str(f["kind"]), str(f["name"]), str(f["reason"]),
-                    offset=f["offset"], location=str(f["location"]), opcode=f["opcode"])
-            for f in doc["findings"]
-        ]
+        findings = [Finding.from_dict(f) for f in doc["findings"]]
         if not isinstance(doc["globals"], dict) or not isinstance(doc["complete"], bool):
             raise TypeError("malformed outcome")
         return cls(findings, size=int(doc["size"]), complete=doc["complete"],
@@ -161,8 +152,8 @@ class VerdictCache:
         self.path = path
         self._db = connection
         self._scope = f"{policy_fingerprint(policy)}\0{scanner_fingerprint()}"
-        self._pending: list[tuple[str, str, str]] = []
-        self.hits = 0
+        self._pending: dict[str, list[tuple[str, str, str]]] = {t: [] for t in _TABLES}
+        self._lock = threading.Lock()  # one connection, used from the fetch threads too
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], policy: Policy) -> "VerdictCache | None":
@@ -172,59 +163,78 @@ class VerdictCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-            db.execute(_SCHEMA)
-            db.execute("SELECT count(*) FROM verdicts LIMIT 1").fetchone()
+            for table in _TABLES:
+                db.execute(f"CREATE TABLE IF NOT EXISTS {table} "
+                           "(key TEXT PRIMARY KEY, value TEXT NOT NULL, checksum TEXT NOT NULL)")
+                db.execute(f"SELECT count(*) FROM {table}").fetchone()
         except (OSError, sqlite3.Error) as exc:
             _warn(path, exc)
             return None
         return cls(db, path, policy)
 
-    def _key(self, where: str, sha: str, analysis: Analysis) -> str:
-        raw = f"{where}\0{sha}\0{analysis}\0{self._scope}".encode()
-        return hashlib.sha256(raw).hexdigest()
-
     @staticmethod
-    def _checksum(key: str, outcome: str) -> str:
-        return hashlib.sha256(f"{key}\0{outcome}".encode()).hexdigest()
+    def _hash(*parts: str) -> str:
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def get(self, where: str, sha: str, analysis: Analysis) -> Outcome | None:
-        """The cached outcome, or None (not cached, or a row that does not verify)."""
-        key = self._key(where, sha, analysis)
+    def _get(self, table: str, key: str) -> str | None:
         try:
-            row = self._db.execute(
-                "SELECT outcome, checksum FROM verdicts WHERE key = ?", (key,)
-            ).fetchone()
+            with self._lock:
+                row = self._db.execute(
+                    f"SELECT value, checksum FROM {table} WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             _warn(self.path, exc)
             return None
-        if row is None or row[1] != self._checksum(key, row[0]):
+        if row is None or row[1] != self._hash(key, row[0]):
             return None
+        return str(row[0])
+
+    def _put(self, table: str, key: str, value: str) -> None:
+        self._pending[table].append((key, value, self._hash(key, value)))
+
+    def get(self, where: str, sha: str, analysis: Analysis, identity: str = "") -> Outcome | None:
+        """The cached outcome of blob ``sha`` in ``where`` analysed as ``analysis`` under
+        this policy and scanner, stored with ``identity`` (what the datastore listing
+        says about the stored object; "" without a listing); None if not cached or the row
+        does not verify."""
+        text = self._get("verdicts", self._hash(where, sha, analysis, identity, self._scope))
         try:
-            outcome = Outcome.from_json(row[0])
+            return Outcome.from_json(text) if text is not None else None
         except (ValueError, KeyError, TypeError):
             return None
-        self.hits += 1
-        return outcome
 
-    def put(self, where: str, sha: str, analysis: Analysis, outcome: Outcome) -> None:
+    def put(self, where: str, sha: str, analysis: Analysis, outcome: Outcome,
+            identity: str = "") -> None:
         """Remember ``outcome`` (written by the next :meth:`commit`)."""
-        key = self._key(where, sha, analysis)
-        text = outcome.to_json()
-        self._pending.append((key, text, self._checksum(key, text)))
+        self._put("verdicts", self._hash(where, sha, analysis, identity, self._scope),
+                  outcome.to_json())
+
+    def get_record(self, where: str, path: str, identity: str) -> dict[str, Any] | None:
+        """The task record (``data.json``) at ``path`` in ``where`` read when the listing
+        showed ``identity``; None if not cached, unverified or unparsable."""
+        text = self._get("records", self._hash(where, path, identity))
+        try:
+            record = json.loads(text) if text is not None else None
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
+
+    def put_record(self, where: str, path: str, identity: str, record: dict[str, Any]) -> None:
+        """Remember a task record read at ``identity`` (written by :meth:`commit`)."""
+        self._put("records", self._hash(where, path, identity),
+                  json.dumps(record, sort_keys=True, separators=(",", ":")))
 
     def commit(self) -> None:
         """Write every pending entry in one transaction (all or nothing)."""
-        if not self._pending:
-            return
         try:
-            with self._db:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO verdicts (key, outcome, checksum) VALUES (?, ?, ?)",
-                    self._pending,
-                )
+            with self._lock, self._db:
+                for table, rows in self._pending.items():
+                    self._db.executemany(
+                        f"INSERT OR REPLACE INTO {table} (key, value, checksum) "
+                        "VALUES (?, ?, ?)", rows)
         except sqlite3.Error as exc:
             _warn(self.path, exc)
-        self._pending.clear()
+        for rows in self._pending.values():
+            rows.clear()
 
     def close(self) -> None:
         """Commit and close the file."""

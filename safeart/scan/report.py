@@ -63,6 +63,13 @@ class Finding:
         data["grade"] = self.grade.value
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Finding":
+        """The finding :meth:`to_dict` gave (``ValueError``/``KeyError`` if it is not)."""
+        return cls(Grade(data["grade"]), str(data["kind"]), str(data["name"]),
+                   str(data["reason"]), offset=data.get("offset"),
+                   location=str(data.get("location", "")), opcode=data.get("opcode"))
+
 
 def verdict_of(findings: list[Finding]) -> str:
     """``clean``, ``unknown`` or ``dangerous``: the worst grade among ``findings``."""
@@ -123,6 +130,17 @@ class ScanResult:
             "extra": dict(self.extra),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ScanResult":
+        """The result :meth:`to_dict` gave (its ``verdict`` is recomputed)."""
+        return cls(
+            target=str(data["target"]),
+            findings=[Finding.from_dict(f) for f in data["findings"]],
+            size=int(data["size"]), complete=bool(data["complete"]),
+            formats=list(data["formats"]), globals=dict(data["globals"]),
+            seconds=float(data["seconds"]), error=data["error"], extra=dict(data["extra"]),
+        )
+
 
 @dataclass
 class ScanReport:
@@ -159,3 +177,19 @@ class ScanReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "results": [r.to_dict() for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ScanReport":
+        """The report :meth:`to_dict` (or ``render(report, "json")``) gave; the caller
+        totals in ``summary`` (keys beyond the computed counts) come back as ``extra``."""
+        computed = set(cls().summary)
+        summary = data.get("summary", {})
+        return cls(results=[ScanResult.from_dict(r) for r in data["results"]],
+                   seconds=float(summary.get("seconds", 0.0)),
+                   extra={k: v for k, v in summary.items() if k not in computed})
+
+    def merge(self, other: "ScanReport") -> None:
+        """Add ``other``'s results and sum its numeric totals into this report's."""
+        self.results.extend(other.results)
+        for key, value in other.extra.items():
+            self.extra[key] = self.extra.get(key, 0) + value

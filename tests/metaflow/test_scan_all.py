@@ -66,28 +66,32 @@ def test_all_scans_every_flow_and_a_rescan_fetches_nothing(
     assert "blobs_cached" not in plain["summary"] and plain["summary"]["blobs_fetched"] > 0
 
 
-def test_blob_overwritten_in_place_is_caught_by_rehash_and_a_new_record_is_rescanned(
+def test_blob_overwritten_in_place_is_refetched_by_all_and_caught_by_rehash_on_a_run(
     two_flows: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = two_flows.runs[0]
     cache = str(tmp_path / "cache.sqlite")
     assert _scan_json(two_flows, capsys, "--all", "--cache", cache)[0] == 0
+    assert _scan_json(two_flows, capsys, run.pathspec, "--cache", cache)[0] == 0
     with two_flows.client():
         sha = two_flows.task_datastore(run.flow, run.run_id, "start")._objects["payload"]
     canary = tmp_path / "canary"
     two_flows.local_blob_path(run.flow, sha).write_bytes(
         gzip.compress(canary_reduce_pickle(canary)))
+    payloads = {f"{run.pathspec}/start/1:payload", f"{run.pathspec}/end/2:payload"}
 
-    # Documented: the cached verdict stands for the content address, so the skip misses it.
-    assert _scan_json(two_flows, capsys, "--all", "--cache", cache)[0] == 0
-    code, doc = _scan_json(two_flows, capsys, "--all", "--cache", cache, "--rehash")
-    assert code == 1
-    hit = {t for t, v in _verdicts(doc).items() if v == "dangerous"}
-    assert hit == {f"{run.pathspec}/start/1:payload", f"{run.pathspec}/end/2:payload"}
+    # --all lists the datastore: the rewritten blob has a new identity, so it is fetched.
+    code, doc = _scan_json(two_flows, capsys, "--all", "--cache", cache)
+    assert code == 1 and doc["summary"]["blobs_fetched"] == 1
+    assert {t for t, v in _verdicts(doc).items() if v == "dangerous"} == payloads
+    # A run scan has no listing: its cached verdict stands for the content address (the
+    # documented limit), and --rehash fetches and checks every blob.
+    assert _scan_json(two_flows, capsys, run.pathspec, "--cache", cache)[0] == 0
+    code, doc = _scan_json(two_flows, capsys, run.pathspec, "--cache", cache, "--rehash")
+    assert code == 1 and {t for t, v in _verdicts(doc).items() if v == "dangerous"} == payloads
     assert doc["summary"]["blobs_fetched"] == doc["summary"]["blobs"]
     # The tampered bytes were not cached as the blob's verdict.
-    code, doc = _scan_json(two_flows, capsys, "--all", "--cache", cache, "--rehash")
-    assert code == 1
+    assert _scan_json(two_flows, capsys, "--all", "--cache", cache)[0] == 1
     assert not canary.exists()
 
     # A record pointed at another blob names another sha: fetched and scanned.
@@ -116,10 +120,12 @@ def test_corrupt_or_edited_cache_is_never_trusted(
     cache.unlink()
     assert _scan_json(two_flows, capsys, "--all", "--cache", str(cache))[0] == 0
     with sqlite3.connect(cache) as db:  # rewrite every cached outcome without its checksum
-        db.execute("UPDATE verdicts SET outcome = replace(outcome, '\"complete\":true', "
+        db.execute("UPDATE verdicts SET value = replace(value, '\"complete\":true', "
                    "'\"complete\":true ')")
+        db.execute("UPDATE records SET value = replace(value, '\"objects\"', '\"objects\" ')")
     code, doc = _scan_json(two_flows, capsys, "--all", "--cache", str(cache))
     assert code == 0 and doc["summary"]["blobs_cached"] == 0
+    assert doc["summary"]["tasks"] == 4 and len(doc["results"]) > 4
 
 
 def test_fingerprints_follow_policy_and_scanner() -> None:
