@@ -7,9 +7,11 @@ followed by that many bytes, as ``Modules/_pickle.c`` reads them.
 :data:`RUN` matches a run of *plain* opcodes: opcodes whose only effect on the walk is to be
 there, in the stack model aside (no import, persistent id, bytes literal, frame, protocol, STOP,
 memo index that needs a bound check, or line that needs parsing). Each opcode byte starts
-exactly one alternative, and a counted argument is spelled out per length byte, so the match
-is the one and only opcode parse of those bytes; the run stops before any opcode that is not
-plain or does not fit before ``endpos``.
+exactly one alternative, and a counted argument is spelled out per length (below 256: a count
+prefix whose other bytes are zero), so the match is the one and only opcode parse of those
+bytes; the run stops before any opcode that is not plain, is longer, or does not fit before
+``endpos``. A LONG_BINPUT below index 1024 is plain too: the walker bounds memo indexes by the
+opcode count + 1024.
 """
 
 from __future__ import annotations
@@ -52,43 +54,52 @@ _PLAIN = {
     "DICT", "SETITEM", "SETITEMS", "EMPTY_SET", "ADDITEMS", "FROZENSET", "BUILD", "REDUCE",
     "NEWOBJ", "NEWOBJ_EX", "OBJ", "MEMOIZE", "NEXT_BUFFER", "READONLY_BUFFER",
     "BININT", "BININT1", "BININT2", "BINFLOAT", "BINGET", "LONG_BINGET", "BINPUT",
-    "SHORT_BINUNICODE", "SHORT_BINSTRING", "LONG1", "INT", "LONG", "FLOAT", "STRING", "UNICODE",
+    "SHORT_BINUNICODE", "BINUNICODE", "SHORT_BINSTRING", "BINSTRING", "LONG1", "INT", "LONG",
+    "FLOAT", "STRING", "UNICODE",
 }
 
 
-#: The opcode bytes that start a plain opcode.
-PLAIN_CODES = frozenset(code for code, (name, _, _) in OPS.items() if name in _PLAIN)
+_LONG_BINPUT = next(code for code, (name, _, _) in OPS.items() if name == "LONG_BINPUT")
+#: The opcode bytes that start a plain opcode (a LONG_BINPUT is one below index 1024).
+PLAIN_CODES = frozenset(code for code, (name, _, _) in OPS.items() if name in _PLAIN) | {
+    _LONG_BINPUT}
 
 
 def _class(codes: list[int]) -> bytes:
     return b"[" + b"".join(re.escape(bytes([c])) for c in codes) + b"]"
 
 
-def _plain_pattern() -> bytes:
+def _plain_alternatives(repeat_bare: bytes) -> bytes:
+    """One plain opcode, as alternatives by argument layout (bare opcodes first, followed by
+    ``repeat_bare``; lines, rare past protocol 0, last)."""
     by_layout: dict[tuple[int, int], list[int]] = {}
     for code, (name, kind, size) in OPS.items():
         if name in _PLAIN:
             by_layout.setdefault((kind, size), []).append(code)
     alts = []
-    for (kind, size), codes in sorted(by_layout.items()):
+    for (kind, size), codes in sorted(by_layout.items(), key=lambda item: (
+            item[0][0] == LINE, item[0][0], abs(item[0][1]), item[0][1])):
         head = _class(codes)
         if kind == NONE:
-            alts.append(head)
+            alts.append(head + repeat_bare)
         elif kind == FIXED:
             alts.append(head + b".{%d}" % size)
         elif kind == LINE:
             alts.append(head + b"[^\n]*\n")
-        else:  # a one-byte count (the only counted layout a run holds): each length spelled out
-            assert kind == COUNTED and size == 1
-            lengths = b"|".join(re.escape(bytes([n])) + b".{%d}" % n for n in range(256))
+        else:  # a count prefix: each length below 256 spelled out, longer ones walked alone
+            zeros = b"\x00" * (abs(size) - 1)
+            lengths = b"|".join(re.escape(bytes([n]) + zeros) + b".{%d}" % n for n in range(256))
             alts.append(head + b"(?:" + lengths + b")")
+    # LONG_BINPUT below 1024: the walker's bound on memo indexes (the opcode count + 1024)
+    # holds whatever the count.
+    alts.insert(-1, re.escape(bytes([_LONG_BINPUT])) + b".[\x00-\x03]\x00\x00")
     return b"(?:" + b"|".join(alts) + b")"
 
 
-_ONE = re.compile(_plain_pattern(), re.DOTALL)
+_ONE = re.compile(_plain_alternatives(b""), re.DOTALL)
 #: A run of plain opcodes (possibly empty); ``RUN.match(buf, pos, endpos).end()``. (Possessive:
 #: the parse is unique, so there is nothing to backtrack to.)
-RUN = re.compile(b"(?:" + _ONE.pattern + b")*+", re.DOTALL)
+RUN = re.compile(_plain_alternatives(b"++") + b"*+", re.DOTALL)
 
 
 def count_opcodes(buf: object, start: int, end: int) -> int:

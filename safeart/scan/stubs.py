@@ -23,7 +23,6 @@ exactly what each opcode needs.
 
 from __future__ import annotations
 
-import _compat_pickle
 import _pickle
 import contextvars
 import copyreg
@@ -33,6 +32,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..pickle_facts import compat_name
 from .joblib_arrays import DTypeRecord, WrapperRecord
 from .walker import ImportOp, Walker
 
@@ -157,16 +157,6 @@ def _act(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], new: bool) ->
 def stub_name(obj: Any) -> str | None:
     """The global a stub stands for (``torch.FloatStorage``), None for non-stubs."""
     return obj._sa_name if isinstance(obj, _StubMeta) else None
-
-
-def compat_name(module: str, name: str, proto: int) -> tuple[str, str]:
-    """The name CPython's ``find_class`` really imports (``fix_imports`` for protocol < 3)."""
-    if proto < 3:
-        mapped = _compat_pickle.NAME_MAPPING.get((module, name))
-        if mapped:
-            return mapped
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-    return module, name
 
 
 class GuardedReader:

@@ -110,7 +110,7 @@ class Walker:
         self._segments: list[tuple[int, int]] = []  # the walk before the last jump
         self._segment_start = self.start
         self._stack_globals: list[ImportOp] = []  # to be named by the stack model
-        self._model = StackModel(self.buf)
+        self._model: StackModel | None = None  # made when first asked
         self._ext_seen: set[int] = set()
         self._halted = False
 
@@ -128,8 +128,7 @@ class Walker:
     @property
     def semantic_error(self) -> tuple[int, str] | None:
         """First stack/memo inconsistency in the walk (offset, message), if any."""
-        self._model.replay(self._walk(), self._stack_globals, None)
-        return self._model.semantic
+        return self._replay(None).semantic
 
     def advance(self, target: int) -> None:
         """Validate opcodes until ``frontier >= target`` or the walk ends."""
@@ -143,7 +142,8 @@ class Walker:
         while not self.done:
             if not self._run(None):
                 self._step()
-        self._model.replay(self._walk(), self._stack_globals, len(self._stack_globals))
+        if self._stack_globals:
+            self._replay(len(self._stack_globals))
 
     def jump(self, pos: int) -> None:
         """Continue at ``pos``: bytes before it were consumed outside the pickle (joblib)."""
@@ -153,8 +153,12 @@ class Walker:
         self._buf_end = None
 
     # -- internals ------------------------------------------------------------------------
-    def _walk(self) -> list[tuple[int, int]]:
-        return [*self._segments, (self._segment_start, self.pos)]
+    def _replay(self, want: int | None) -> StackModel:
+        if self._model is None:
+            self._model = StackModel(self.buf)
+        walk = [*self._segments, (self._segment_start, self.pos)]
+        self._model.replay(walk, self._stack_globals, want)
+        return self._model
 
     def _count_runs(self) -> None:
         for a, b in self._runs:
@@ -166,13 +170,13 @@ class Walker:
         """Validate a run of plain opcodes at :attr:`pos` that ends within CPython's frame
         buffer (or the data) and by ``target``; False when there is none."""
         p, be = self.pos, self._buf_end
+        if p >= self.end or self.buf[p] not in PLAIN_CODES:
+            return False
         if be is not None and p >= be:  # CPython reads on from the file
             be = self._buf_end = None
         stop = self.end if be is None else be
         if target is not None and self.frozen_at is None and target < stop:
             stop = target  # an opcode crossing the target is walked on its own, as ever
-        if p >= stop or self.buf[p] not in PLAIN_CODES:
-            return False
         if self._counted + self._run_bytes + stop - p > self.limits.max_opcodes:
             self._count_runs()  # the opcode limit may be within reach: walk one by one
             if self._counted + stop - p > self.limits.max_opcodes:

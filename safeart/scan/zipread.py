@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -30,6 +31,11 @@ _CENTRAL, _LOCAL = b"PK\x01\x02", b"PK\x03\x04"
 _TRICK = "a known way to hide a member from zipfile-based scanners"
 #: CRCs are checked (as an anomaly signal) for members up to this size: pickles, not tensors.
 _CRC_MAX = 1 << 20
+# signature, flags, method, crc, compressed and uncompressed size, name/extra/comment
+# lengths, local header offset (APPNOTE 4.3.12)
+_CENTRAL_ENTRY = struct.Struct("<4s4xHH4xIIIHHH8xI")
+# signature, flags, name and extra lengths (APPNOTE 4.3.7)
+_LOCAL_HEADER = struct.Struct("<4s2xH18xHH")
 
 
 @dataclass
@@ -72,12 +78,12 @@ def read_members(buf: Buffer, start: int, end: int) -> tuple[list[ZipMember], in
     shift = cd_end - cd_size - cd_off - start  # bytes prepended to the archive
     pos, members = start + shift + cd_off, []
     for _ in range(count):
-        if pos + 46 > end or bytes(buf[pos:pos + 4]) != _CENTRAL:
+        if not 0 <= pos <= end - 46:  # (a negative offset is no place in the data)
             return members, shift, "central directory is truncated or corrupt"
-        flags, method, crc = _u(buf, pos + 8, 2), _u(buf, pos + 10, 2), _u(buf, pos + 16, 4)
-        csize, usize = _u(buf, pos + 20, 4), _u(buf, pos + 24, 4)
-        nlen, xlen, clen = _u(buf, pos + 28, 2), _u(buf, pos + 30, 2), _u(buf, pos + 32, 2)
-        header = _u(buf, pos + 42, 4)
+        sig, flags, method, crc, csize, usize, nlen, xlen, clen, header = \
+            _CENTRAL_ENTRY.unpack_from(buf, pos)
+        if sig != _CENTRAL:
+            return members, shift, "central directory is truncated or corrupt"
         name = _decode(bytes(buf[pos + 46:pos + 46 + nlen]), flags)
         usize, csize, header = _zip64(buf, pos + 46 + nlen, xlen, usize, csize, header)
         members.append(ZipMember(name, flags, method, crc, csize, usize, start + shift + header))
@@ -151,11 +157,12 @@ def scan_zip(ctx: ScanContext, buf: Buffer, start: int, end: int, loc: str,
 def _member(ctx: ScanContext, buf: Buffer, end: int, m: ZipMember,
             where: str) -> tuple[Buffer, int, int] | None:
     h = m.header
-    if h + 30 > end or bytes(buf[h:h + 4]) != _LOCAL:
+    sig, flags, nlen, xlen = _LOCAL_HEADER.unpack_from(buf, h) if 0 <= h <= end - 30 else (
+        b"", 0, 0, 0)
+    if sig != _LOCAL:
         ctx.add(Grade.UNKNOWN, "malformed", m.name, "local header missing", location=where)
         return None
-    nlen, xlen = _u(buf, h + 26, 2), _u(buf, h + 28, 2)
-    m.local_name = _decode(bytes(buf[h + 30:h + 30 + nlen]), _u(buf, h + 6, 2))
+    m.local_name = _decode(bytes(buf[h + 30:h + 30 + nlen]), flags)
     m.data = h + 30 + nlen + xlen
     if m.local_name != m.name:
         ctx.add(Grade.UNKNOWN, "archive", m.name,

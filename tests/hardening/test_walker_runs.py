@@ -101,7 +101,7 @@ def test_the_opcode_limit_stops_at_the_same_opcode(max_opcodes):
     assert_same_walk(data, Limits(max_opcodes=max_opcodes))
 
 
-@pytest.mark.parametrize("index", [1023, 1065, 1066, 2000, 2**31])
+@pytest.mark.parametrize("index", [1023, 1024, 1065, 1066, 2000, 2**31])
 def test_a_memo_index_is_bounded_by_the_exact_opcode_count(index):
     # 40 plain opcodes (uncounted run), then an index just below/at/above the bound.
     body = b"\x80\x04(" + b"K\x01" * 39 + b"r" + struct.pack("<I", index) + b"0."
