@@ -13,6 +13,8 @@ baseline -- file pages a loader maps count too, as they do in the kernel's RSS.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +47,7 @@ LOADS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "safeart.load_file (nn.Module)": ("model.safeart", _safeart),
     "safeart.load_file (state_dict)": ("state.safeart", _safeart),
     "safeart.load_file(mmap=False) (nn.Module)": ("model.safeart", lambda p: _safeart(p, False)),
+    "safeart.load_file, signed, trust keys set (nn.Module)": ("signed.safeart", _safeart),
     "torch.load(weights_only=True)": ("state.pt", _torch),
     "torch.load(weights_only=True, mmap=True)": ("state.pt", lambda p: _torch(p, mmap=True)),
     "safetensors.torch.load_file": ("state.safetensors", _safetensors),
@@ -61,6 +64,11 @@ def load_worker(job: dict[str, Any]) -> dict[str, Any]:
 
     resolve_policy()  # the built-in allowlist, built once per process
     setup = c.clock() - started
+    if job.get("trust"):  # the signed file: load_file verifies it (read once, sha256, check)
+        os.environ["SAFEART_TRUST_KEYS"] = job["trust"]
+        from safeart.signing import verifier_from_settings
+
+        verifier_from_settings()  # cryptography imported and the key parsed, once per process
     base = c.rss_mb()
     c.reset_peak()
     started = c.clock()
@@ -69,6 +77,25 @@ def load_worker(job: dict[str, Any]) -> dict[str, Any]:
     peak = c.peak_rss_mb() - base
     return {"seconds": seconds, "setup": setup, "peak_mb": peak, "checksum": c.checksum(loaded),
             "after_touch_mb": c.peak_rss_mb() - base}
+
+
+def _signed_copy(source: Path, target: Path) -> str | None:
+    """``target``: a copy of ``source`` with a ``<file>.sig`` by a fresh key; returns the
+    public key file to trust (None without ``cryptography``)."""
+    try:
+        import cryptography  # noqa: F401
+
+        from safeart.signing import keygen, sign_file
+    except ImportError:
+        return None
+    pair = keygen(target.with_name("key.pem"))
+    shutil.copyfile(source, target)
+    os.environ["SAFEART_SIGNING_KEY"] = str(pair.private_path)
+    try:
+        sign_file(target)
+    finally:
+        del os.environ["SAFEART_SIGNING_KEY"]
+    return str(pair.public_path)
 
 
 def main() -> None:
@@ -93,11 +120,15 @@ def main() -> None:
         torch.save(model.state_dict(), folder / "state.pt")
         safetensors.torch.save_file(model.state_dict(), folder / "state.safetensors")
         del model
+        trust = _signed_copy(folder / "model.safeart", folder / "signed.safeart")
         got: dict[str, list[dict]] = {}
         for _ in range(args.repeat):
             for how, (name, _) in LOADS.items():
-                got.setdefault(how, []).append(
-                    c.worker(HERE, {"how": how, "path": str(folder / name)}))
+                signed = name == "signed.safeart"
+                if signed and trust is None:
+                    continue
+                got.setdefault(how, []).append(c.worker(HERE, {
+                    "how": how, "path": str(folder / name), "trust": trust if signed else None}))
         checksums = {r["checksum"] for runs in got.values() for r in runs}
         assert len(checksums) == 1, checksums
         reference = c.median(r["seconds"] for r in got["torch.load(weights_only=True)"])
@@ -118,7 +149,12 @@ def main() -> None:
                  "weight) is the comparable figure.",
                  f"Not timed, before every load: importing safeart.format and building the "
                  f"built-in policy once per process ({setup * 1e3:.0f} ms here; Python compiles "
-                 f"the sources when bytecode caching is off), as importing safetensors.torch."])
+                 f"the sources when bytecode caching is off), as importing safetensors.torch. "
+                 f"For the signed file, importing cryptography and reading the trust key also "
+                 f"happen before the clock.",
+                 "signed, trust keys set: load_file verifies <file>.sig by itself (the default "
+                 "when $SAFEART_TRUST_KEYS is set): the file is read once, its sha256 checked, "
+                 "and the objects built from that copy (never mapped)."])
 
 
 if __name__ == "__main__":
