@@ -15,7 +15,8 @@ it was handed, or to store a blob uncompressed, so safeart wraps four methods:
   skipped, the flow an artifact belongs to).
 * ``ContentAddressedStore.load_blobs``: during such a load, the content address (key) of
   each blob it yields is noted, so that the serializer checks the bytes it decodes against
-  the key Metaflow fetched them by (:mod:`safeart.metaflow.reading`).
+  the key Metaflow fetched them by (:mod:`safeart.metaflow.reading`); safeart blobs stored
+  raw are read without Metaflow's extra copies (:func:`safeart.metaflow.storage.read_blobs`).
 * ``ContentAddressedStore.save_blobs``: large safeart blobs stored uncompressed
   (:mod:`safeart.metaflow.storage`), only in processes that opted in, right before a save.
 
@@ -24,7 +25,8 @@ all (:func:`unsupported`): the Metaflow version is in :data:`SUPPORTED_METAFLOW`
 first release with pluggable serializers, to 2.19.x) and each method has the signature safeart
 was verified against. Otherwise nothing is patched and one ``RuntimeWarning`` says so: safeart
 then never claims an artifact (strict mode refuses to save). Raw storage is further guarded
-by a self-test against Metaflow's own ``save_blobs`` (:func:`safeart.metaflow.storage.works`).
+by a self-test against Metaflow's own ``save_blobs``/``load_blobs``
+(:func:`safeart.metaflow.storage.works`).
 """
 
 from __future__ import annotations
@@ -117,6 +119,12 @@ def _patch(cls: type, method: str, wrapper: Any) -> None:
     setattr(cls, method, wrapper)
 
 
+def _stock(cls: type, method: str) -> Any:
+    """Metaflow's own ``cls.method``, beneath safeart's wrapper if there is one."""
+    found = getattr(cls, method)
+    return found.__wrapped__ if getattr(found, _MARK, False) else found
+
+
 def hooks_installed() -> bool:
     """True when the datastore hooks are in place (artifact names and keys are known)."""
     return _patched(_classes()["TaskDataStore"], "load_artifacts")
@@ -158,9 +166,15 @@ def install_hooks() -> bool:
     def noting_load_blobs(
         self: Any, keys: Iterable[str], force_raw: bool = False, is_transfer: bool = False
     ) -> Iterator[tuple]:
-        blobs = load_blobs(self, keys, force_raw=force_raw, is_transfer=is_transfer)
         current = state.loading()
-        return blobs if current is None or is_transfer else _noting(current, blobs)
+        if current is None or force_raw or is_transfer:
+            return load_blobs(self, keys, force_raw=force_raw, is_transfer=is_transfer)
+        own = current.safeart_keys()
+        if own and _raw_storage_works():
+            from . import storage
+
+            return _noting(current, storage.read_blobs(self, keys, load_blobs, own))
+        return _noting(current, load_blobs(self, keys))
 
     _patch(cas, "load_blobs", noting_load_blobs)
     _patch(tds, "save_artifacts", save_artifacts)
@@ -194,18 +208,29 @@ def install_raw_storage() -> bool:
     storage.enabled()
     if raw_storage_installed():
         return True
-    cas = _classes()["ContentAddressedStore"]
+    if _raw_storage_works():
+        cas = _classes()["ContentAddressedStore"]
+        _patch(cas, "save_blobs", storage.replacement(cas.save_blobs))
+    return _decided["raw"]
+
+
+def _raw_storage_works() -> bool:
+    """Whether raw blobs may be written and read safeart's way (:func:`storage.works`, run
+    once per process before ``save_blobs`` is replaced; warns once when not)."""
     if "raw" not in _decided:
-        _decided["raw"] = unsupported() is None and storage.works(cas, cas.save_blobs)
+        from . import storage
+
+        cas = _classes()["ContentAddressedStore"]
+        _decided["raw"] = unsupported() is None and storage.works(
+            cas, _stock(cas, "save_blobs"), _stock(cas, "load_blobs")
+        )
         if not _decided["raw"]:
             warnings.warn(
                 "safeart: Metaflow's content-addressed store is not what safeart verified; "
-                "artifacts are stored gzip-compressed as Metaflow does (slower, still safe)",
+                "blobs are stored gzip-compressed and read as Metaflow does (slower, still safe)",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-    if _decided["raw"]:
-        _patch(cas, "save_blobs", storage.replacement(cas.save_blobs))
     return _decided["raw"]
 
 

@@ -213,6 +213,13 @@ class Loading:
         """The encoding Metaflow recorded for ``name`` (its legacy default if none)."""
         return encoding_of(self.ds._info.get(name))
 
+    def safeart_keys(self) -> set[str]:
+        """The content addresses only safeart-encoded artifacts of this load are stored
+        under (a key a pickled artifact also names is left out)."""
+        mine = {self.ds._objects.get(n) for n in self.names if is_safeart(self.encoding(n))}
+        others = {self.ds._objects.get(n) for n in self.names if not is_safeart(self.encoding(n))}
+        return {key for key in mine - others if key}
+
     def current(
         self,
         accepts: Callable[[str], bool] = is_safeart,

@@ -86,6 +86,12 @@ def test_large_model_raw_small_and_compressible_gzipped_stock_client_reads(flow_
     assert got.ok, got.output[-4000:]
     out = json.loads(got.stdout.strip().splitlines()[-1])
     assert out == {"sum": out["total"], "total": out["total"], "mask": 0.0, "opted_in": False}
+    # The raw model was read from the local datastore file, not copied into the client's
+    # blob cache (a second copy on the same disk); gzipped blobs are cached as before.
+    cached = {p.stem for p in (flow_env.workdir / ".client_cache").rglob("*.blob")}
+    with flow_env.client():
+        objects = flow_env.task_datastore("RawFlow", result.run_id, "start")._objects
+    assert objects["model"] not in cached and objects["mask"] in cached
 
 
 def test_opt_out_restores_gzip(flow_env):
@@ -147,7 +153,7 @@ def test_self_test_keeps_metaflow_behaviour_when_save_blobs_behaves_otherwise(
     monkeypatch, changed
 ):
     stock = _stock()
-    assert storage.works(ContentAddressedStore, stock)
+    assert storage.works(ContentAddressedStore, stock, ContentAddressedStore.load_blobs)
     altered = changed(stock)
     monkeypatch.setattr(ContentAddressedStore, "save_blobs", altered)
     monkeypatch.setattr(runtime, "_decided", {"unsupported": None})
