@@ -35,6 +35,7 @@ bench: $(VENV)/.ready
 	$(PY) benchmarks/bench_exported.py --quick
 	$(PY) benchmarks/bench_scan.py --quick
 	$(PY) benchmarks/bench_dataframe.py --quick
+	$(PY) benchmarks/bench_audit.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

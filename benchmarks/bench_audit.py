@@ -1,5 +1,5 @@
 """Whole-datastore audit on an S3-compatible server: ``safeart scan --all`` cold, re-scanned
-with a warm verdict cache, and fetched with ``--jobs 1`` vs ``--jobs N``.
+with a warm verdict cache, and a fetch with ``--jobs 1`` vs ``--jobs N``.
 
 The datastore: ``--runs`` runs (default 5,000; ``--quick``: 50) of one flow on a moto S3
 server on 127.0.0.1, metadata local. Each run has one ``start`` task with a pickled array
@@ -11,7 +11,9 @@ of its array. Runs are not executed: each task is written through Metaflow's own
 a local staging root, then uploaded to the bucket with the object layout and metadata
 Metaflow's S3 datastore uses. Every scan is the ``safeart`` CLI in a fresh interpreter
 (wall time includes Python start-up and imports); the table also quotes the time the scan
-itself reports.
+itself reports. The jobs comparison scans the ``--jobs-runs`` newest runs (default 500)
+without a cache (``safeart scan AuditBenchFlow --last K --no-cache --jobs J``), so the
+fetch dominates.
 
     python benchmarks/bench_audit.py [--runs N] [--jobs N] [--repeat N] [--quick]
 """
@@ -40,7 +42,9 @@ BUCKET = "mfbucket"
 
 def _options(parser: Any) -> None:
     parser.add_argument("--runs", type=int, default=5000, help="runs in the datastore")
-    parser.add_argument("--jobs", type=int, default=4, help="N of the --jobs N fetch")
+    parser.add_argument("--jobs", type=int, default=8, help="N of the --jobs N fetch")
+    parser.add_argument("--jobs-runs", type=int, default=500,
+                        help="runs fetched by the jobs comparison")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (datastore)")
 
 
@@ -119,12 +123,12 @@ def upload(stage: Path, endpoint: str, threads: int = 16) -> int:
 
 # -- measurements --------------------------------------------------------------------------
 def scan(env: dict[str, str], cwd: Path, *argv: str) -> dict[str, Any]:
-    """``safeart scan --all --format json ARGV`` in a fresh interpreter: wall seconds,
-    the scan's own seconds and its summary."""
+    """``safeart scan --format json ARGV`` in a fresh interpreter: wall seconds, the
+    scan's own seconds and its summary."""
     out = cwd / "report.json"
     started = clock()
     proc = subprocess.run(
-        [sys.executable, "-m", "safeart.cli", "scan", "--all", "--format", "json",
+        [sys.executable, "-m", "safeart.cli", "scan", "--format", "json",
          "--output", str(out), *argv], env=env, cwd=cwd, capture_output=True, text=True)
     wall = clock() - started
     if proc.returncode not in (0, 1):
@@ -156,12 +160,14 @@ def main() -> None:
         again: list[dict[str, Any]] = []
         serial: list[dict[str, Any]] = []
         parallel: list[dict[str, Any]] = []
+        jobs = str(args.jobs)
+        subset = [FLOW, "--last", str(min(runs, args.jobs_runs)), "--no-cache"]
         for i in range(args.repeat):  # A B A B: machine load hits every variant
             cache = str(env.root / f"cache{i}.sqlite")
-            first.append(scan(scan_env, env.root, "--cache", cache, "--jobs", str(args.jobs)))
-            again.append(scan(scan_env, env.root, "--cache", cache, "--jobs", str(args.jobs)))
-            serial.append(scan(scan_env, env.root, "--no-cache", "--jobs", "1"))
-            parallel.append(scan(scan_env, env.root, "--no-cache", "--jobs", str(args.jobs)))
+            first.append(scan(scan_env, env.root, "--all", "--cache", cache, "--jobs", jobs))
+            again.append(scan(scan_env, env.root, "--all", "--cache", cache, "--jobs", jobs))
+            serial.append(scan(scan_env, env.root, *subset, "--jobs", "1"))
+            parallel.append(scan(scan_env, env.root, *subset, "--jobs", jobs))
         s, r = first[-1]["summary"], again[-1]["summary"]
         if s["dangerous"] < counts["canaries"] or r["dangerous"] != s["dangerous"]:
             raise SystemExit(f"canaries not all reported: {s['dangerous']} / {r['dangerous']}")
@@ -174,10 +180,10 @@ def main() -> None:
             ["first `scan --all` (cold cache)", *med["first"], s["blobs_fetched"], "1.00×"],
             ["re-scan, warm cache", *med["again"], r["blobs_fetched"],
              ratio(med["again"][0], med["first"][0])],
-            ["`--no-cache --jobs 1`", *med["serial"], serial[-1]["summary"]["blobs_fetched"],
-             ratio(med["serial"][0], med["first"][0])],
-            [f"`--no-cache --jobs {args.jobs}`", *med["parallel"],
-             parallel[-1]["summary"]["blobs_fetched"], ratio(med["parallel"][0], med["first"][0])],
+            [f"{subset[2]} runs, `--no-cache --jobs 1`", *med["serial"],
+             serial[-1]["summary"]["blobs_fetched"], "–"],
+            [f"{subset[2]} runs, `--no-cache --jobs {jobs}`", *med["parallel"],
+             parallel[-1]["summary"]["blobs_fetched"], "–"],
         ]
         table(f"scan --all of {runs:,} runs ({s['tasks']:,} tasks, {s['artifacts']:,} "
               f"artifacts, {s['blobs']:,} distinct blobs), medians of {args.repeat}",

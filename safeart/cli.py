@@ -231,7 +231,8 @@ def _register_scan(subparsers: argparse._SubParsersAction) -> None:
     mf.add_argument("--no-cache", action="store_true", help="never use a verdict cache")
     mf.add_argument("--rehash", action="store_true",
                     help="with a cache: fetch every blob and check it against its content "
-                    "address (catches a blob overwritten in place); the scan is still skipped")
+                    "address, the scan still skipped (a Flow/run scan cannot otherwise see a "
+                    "blob overwritten in place; --all and Flow scans see it in their listing)")
 
 
 def _policy_options(p: argparse.ArgumentParser) -> None:

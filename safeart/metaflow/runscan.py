@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import ConfigError
 from ..policy import Grade, Policy, resolve_policy
@@ -167,29 +167,15 @@ def _flow_tasks(flow: str, latest: bool, last: int | None, policy: Policy,
         raise
 
 
-def scan_target(
-    arg: str,
-    *,
-    policy: Policy,
-    artifacts: Iterable[str] = (),
-    latest: bool = False,
-    last: int | None = None,
-    all_namespaces: bool = False,
-    progress: Progress | None = None,
-    cache: VerdictCache | None = None,
-    jobs: int = DEFAULT_JOBS,
-    rehash: bool = False,
-) -> ScanReport | None:
+def scan_target(arg: str, **options: Any) -> ScanReport | None:
     """The ``safeart scan`` resolver: scan ``arg`` as a run if it is a Metaflow pathspec.
 
     Returns None when ``arg`` is not shaped like a pathspec (the CLI then reports a missing
-    file); otherwise what :func:`scan_run` returns, with the same errors.
+    file); otherwise ``scan_run(arg, **options)``, with its options and errors.
     """
     if not is_pathspec(arg):
         return None
-    return scan_run(arg, policy=policy, artifacts=artifacts, latest=latest, last=last,
-                    all_namespaces=all_namespaces, progress=progress, cache=cache, jobs=jobs,
-                    rehash=rehash)
+    return scan_run(arg, **options)
 
 
 def _scan_tasks(

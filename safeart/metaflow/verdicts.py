@@ -6,11 +6,16 @@
     report = scan_run("TrainFlow", cache=cache)               # or safeart scan --all
 
 What one entry says. "The blob with content address ``sha`` in datastore ``where``,
-analysed as ``analysis`` (``pickle`` or ``safeart``) by this scanner under this policy,
-gave this :class:`Outcome`." The key is all of these, hashed:
+stored as the object the listing described by ``identity``, analysed as ``analysis``
+(``pickle`` or ``safeart``) by this scanner under this policy, gave this
+:class:`Outcome`." The key is all of these, hashed:
 
 * ``sha``: Metaflow's content address (sha1 of the blob's bytes) and ``where`` (datastore
   type, root and flow);
+* ``identity``: with a datastore listing (``safeart scan --all``, a bare flow name; see
+  :mod:`safeart.metaflow.listing`), what the listing says of the stored object -- S3 size,
+  ETag and LastModified, or local size, mtime, ctime and inode -- so a blob rewritten in
+  place under its old key is fetched and scanned again; "" for a scan without a listing;
 * the **policy fingerprint** (:func:`policy_fingerprint`): every allowlist rule with its
   kind and reason, aliases, ``trust_main``, ``include_defaults`` and every limit, so a
   verdict reached under a laxer or older policy never answers for the current one;
@@ -18,17 +23,19 @@ gave this :class:`Outcome`." The key is all of these, hashed:
   hash of every source file of the installed ``safeart`` package, so a fixed or stricter
   scanner re-scans everything.
 
-What a re-scan skips, and what it does not. With a cache, a blob whose every needed
-analysis is cached is **not fetched**: Metaflow names blobs by their content hash, so
-the same key means the same bytes as long as the datastore is intact. The task records
-(``data.json``: which blob each artifact is, its encoding) are read afresh every time, so
-an artifact pointed at another blob, a new run or a changed encoding is analysed. What a
-skipped fetch cannot see is a blob **overwritten in place** under its old key after its
-first scan; ``safeart scan --rehash`` (``rehash=True``) fetches every blob again and
-checks it against its content address, using the cached analysis only for bytes that
-still hash to it (a fetch without the scan). Outcomes are cached only for blobs whose
-bytes matched their content address; a tampered, missing or unreadable blob is reported
-on every scan.
+Task records (``data.json``: which blob each artifact is, its encoding) are cached the same
+way, by path and listed identity, and only with a listing; without one they are read
+afresh on every scan. So a re-scan reads again exactly what changed: a new run, a new
+attempt, a rewritten record or blob.
+
+What a re-scan skips. A blob whose every needed analysis is cached (for its current
+identity) is **not fetched**. Without a listing (``safeart scan Flow/run --cache FILE``)
+the identity is empty and the cached verdict stands for the content address alone: a blob
+overwritten in place after its first scan is then not seen; ``--rehash`` (``rehash=True``)
+fetches every blob again and checks it against its content address, using the cached
+analysis only for bytes that still hash to it (a fetch without the scan). Outcomes are
+cached only for blobs whose bytes matched their content address; a tampered, missing or
+unreadable blob is reported on every scan.
 
 Storage and trust. One SQLite file (default ``$XDG_CACHE_HOME/safeart/verdicts.sqlite``,
 else ``~/.cache/safeart/verdicts.sqlite``). Each scan's new entries are written in one
