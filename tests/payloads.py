@@ -459,6 +459,21 @@ def _partial(canary: Path) -> bytes:
     return _p4(partial + b")R")
 
 
+def _partial_os_system(canary: Path) -> bytes:
+    partial = (stack_global("functools", "partial") + b"(" + stack_global("os", "system")
+               + fragment(f"touch {canary}") + b"tR")
+    return _p4(partial + b")R")
+
+
+def _partial_newobj_launders_a_call(canary: Path) -> bytes:
+    # partial.__new__(partial, Linear, 2**17, 2**17) by NEWOBJ (what a class entry admits),
+    # then REDUCE of the partial object: Linear(2**17, 2**17) runs where no call grader sees
+    # it (64 GiB of weights). The format's partial codec must never admit this pickle.
+    args = (b"(" + stack_global("torch.nn.modules.linear", "Linear") + fragment(2**17)
+            + fragment(2**17) + b"t")
+    return _p4(stack_global("functools", "partial") + args + b"\x81)R")
+
+
 def _getattr_chain(canary: Path) -> bytes:
     io_mod = _call(stack_global("builtins", "__import__"), "io")
     opener = stack_global("builtins", "getattr") + b"(" + io_mod + unicode("open") + b"tR"
@@ -556,6 +571,13 @@ SAMPLES: dict[str, Sample] = {
     "operator_methodcaller": Sample(
         _methodcaller, "picklescan GHSA-m273-6v24-x4m4: operator callables"),
     "functools_partial": Sample(_partial, "functools.partial wrapper (fickling PR #210)"),
+    "functools_partial_os_system": Sample(
+        _partial_os_system, "functools.partial(os.system, cmd)() (fickling PR #210 variant): "
+        "still dangerous although safeart's format has a functools.partial codec"),
+    "functools_partial_newobj_launder": Sample(
+        _partial_newobj_launders_a_call,
+        f"NEWOBJ of functools.partial over the allowed class nn.Linear, then REDUCE of the "
+        f"partial: a call no grader sees; {_ISSUE_12}"),
     "copyreg_reconstructor": Sample(
         lambda c: b"\x80\x02" + _call(glob("copyreg", "_reconstructor"), object, object, None)
         + b".",

@@ -4,7 +4,7 @@ One :class:`Policy` serves the serializer (what an in-flow load may rebuild), th
 scanner (how each pickle import is graded) and the production loader (what the
 restricted unpickler and the manifest decoder admit).
 
-Two kinds of allowlist entries exist:
+Four kinds of allowlist entries exist:
 
 * ``class`` entries name classes that may be rebuilt from state (``cls.__new__`` plus
   ``__setstate__``/``__dict__``). A safeart manifest can name nothing else.
@@ -17,6 +17,11 @@ Two kinds of allowlist entries exist:
   names them in ``fn`` nodes; a pickle names them as globals. Whatever a later caller does
   with such an object, resolving it runs nothing but the import of its module, and each
   entry's reason says why calling it with plain data would be harmless too.
+* ``codec`` entries admit only values safeart's own codec of that name rebuilds (a manifest
+  ``val`` node), never a pickle global or a reference: ``functools.partial``, whose codec
+  stores a policy-checked function reference and plain arguments, while a pickle importing
+  ``functools.partial`` can build a partial of any allowed class or reference and call it
+  where no scan sees the call (the denylist keeps grading it dangerous).
 
 Names are matched exactly (``module.qualname``); there are no wildcards, so an entry never
 admits more than the one object it names. A :data:`~safeart.policy.dangerous` denylist only
@@ -40,12 +45,14 @@ from . import dangerous as _dangerous
 __all__ = ["Grade", "Rule", "Verdict", "Policy", "AllowSpec", "KINDS", "KIND_BREADTH",
            "qualified_name"]
 
-Kind = Literal["class", "callable", "reference"]
+Kind = Literal["class", "callable", "reference", "codec"]
 #: Every rule kind, in the order the docs list them.
-KINDS: tuple[str, ...] = ("class", "callable", "reference")
+KINDS: tuple[str, ...] = ("class", "callable", "reference", "codec")
 #: How much a kind admits: a ``callable`` entry also admits what a ``class`` entry does
-#: (``__new__`` plus state), and any entry admits holding a reference to its object.
-KIND_BREADTH: Mapping[str, int] = {"reference": 0, "class": 1, "callable": 2}
+#: (``__new__`` plus state), a ``class`` entry what a ``codec`` entry does (values of the
+#: codec of that name), and ``class``/``callable`` entries admit holding a reference.
+#: ``reference`` and ``codec`` admit different things; of two such entries the later wins.
+KIND_BREADTH: Mapping[str, int] = {"reference": 0, "codec": 0, "class": 1, "callable": 2}
 
 
 class Grade(str, enum.Enum):
@@ -198,12 +205,14 @@ class Policy:
     def grade(self, module: str, name: str) -> Verdict:
         """Grade a pickle global ``module`` + ``name`` (as the unpickler would import it).
 
-        Allowed only on an exact allowlist match. A dotted ``name`` (attribute traversal,
-        ``pathlib`` + ``os.system``) is never allowed unless spelled exactly in the list.
+        Allowed only on an exact allowlist match of a ``class``, ``callable`` or
+        ``reference`` entry (a ``codec`` entry admits no pickle global). A dotted ``name``
+        (attribute traversal, ``pathlib`` + ``os.system``) is never allowed unless spelled
+        exactly in the list.
         """
         full = f"{module}.{name}"
         rule = self.rule_for(full)
-        if rule is not None:
+        if rule is not None and rule.kind != "codec":
             return Verdict(Grade.ALLOWED, full, rule.reason)
         danger = _dangerous.reason_for(module, name)
         if danger is not None:
@@ -262,35 +271,43 @@ class Policy:
         safeart codec) or ``enum`` node (a member looked up by value, ``cls(value)``).
 
         A ``class`` or ``callable`` entry of that name admits it (pickles call an enum class
-        to look a member up, so the defaults often list enums as ``callable``).
+        to look a member up, so the defaults often list enums as ``callable``), and so does
+        a ``codec`` entry. The hint names a ``codec`` entry for a name the denylist grades
+        dangerous (``functools.partial``): a ``class`` entry would admit its pickles too.
 
         Raises:
-            PolicyError: neither entry exists, with a hint saying how to allow it.
+            PolicyError: no such entry exists, with a hint saying how to allow it.
         """
         full = f"{module}.{qualname}"
-        if not (self.rule_for(full, "class") or self.rule_for(full, "callable")):
-            self._refuse(f"values of {full} are not on the allowlist", module, full, path)
+        rule = self.rule_for(full)
+        if rule is None or rule.kind == "reference":
+            kind: Kind = "codec" if _dangerous.reason_for(module, qualname) else "class"
+            self._refuse(f"values of {full} are not on the allowlist", module, full, path, kind)
 
-    def _refuse(self, message: str, module: str, full: str, path: str) -> None:
+    def _refuse(self, message: str, module: str, full: str, path: str,
+                kind: Kind = "class") -> None:
         """Raise a PolicyError saying how to allow ``full``, unless ``trust_main`` admits it
         (a name in the running ``__main__``)."""
         if self.trust_main and module == "__main__":
             return
-        raise PolicyError(message, name=full, path=path or None, hint=self.how_to_allow(full))
+        raise PolicyError(message, name=full, path=path or None,
+                          hint=self.how_to_allow(full, kind))
 
     def check_reference(self, module: str, qualname: str, *, path: str = "") -> None:
         """Audit a recorded reference (a function, factory or constant kept by name)
         without importing anything.
 
-        Any entry admits a reference to what it names: resolving a name only imports its
-        module, and an allowed class or reconstructor is safe to hold. ``reference`` entries
-        exist for what is neither (``torch.nn.functional.relu``, ``builtins.Ellipsis``).
+        Any entry but a ``codec`` one admits a reference to what it names: resolving a name
+        only imports its module, and an allowed class or reconstructor is safe to hold.
+        ``reference`` entries exist for what is neither (``torch.nn.functional.relu``,
+        ``builtins.Ellipsis``).
 
         Raises:
-            PolicyError: ``module.qualname`` is not on the allowlist at all.
+            PolicyError: ``module.qualname`` is not on the allowlist (or only as a codec).
         """
         full = f"{module}.{qualname}"
-        if self.rule_for(full) is not None:
+        rule = self.rule_for(full)
+        if rule is not None and rule.kind != "codec":
             return
         if self.trust_main and module == "__main__":
             return

@@ -267,11 +267,12 @@ def check_call(name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
 
 
 def entry_kind(policy: Policy, name: str) -> str | None:
-    """The kind of the allowlist entry admitting ``name`` (``class`` for a class of the
-    running flow file under ``trust_main``), or None when nothing admits it."""
+    """The kind of the allowlist entry admitting the pickle global ``name`` (``class`` for a
+    class of the running flow file under ``trust_main``), or None when nothing admits it
+    (a ``codec`` entry admits no pickle global)."""
     rule = policy.rule_for(name)
     if rule is not None:
-        return rule.kind
+        return None if rule.kind == "codec" else rule.kind
     module, _, rest = name.partition(".")
     if policy.trust_main and module == "__main__" and rest and "." not in rest:
         return "class"

@@ -8,6 +8,7 @@ import datetime
 import decimal
 import enum
 import fractions
+import functools
 import http
 import math
 import pathlib
@@ -108,6 +109,50 @@ def test_unsupported_variants_are_refused_when_encoding() -> None:
         safeart.dumps(collections.defaultdict(lambda: 0))
 
 
+def test_partial_keeps_its_function_arguments_attributes_and_identity() -> None:
+    shared = ["tag"]
+    to_int = functools.partial(int, base=2)
+    to_int.note = shared  # a partial's own attributes (update_wrapper sets them too)
+    value = {"p": to_int, "again": to_int, "tags": shared,
+             "counts": collections.defaultdict(functools.partial(int, "7"))}
+    back = roundtrip(value)
+    assert type(back["p"]) is functools.partial and back["p"].func is int
+    assert back["p"]("101") == 5 and back["p"].keywords == {"base": 2}
+    assert back["again"] is back["p"] and back["p"].note is back["tags"]
+    assert back["counts"]["new"] == 7  # a partial as a defaultdict factory
+
+
+class _Callable:
+    def __call__(self) -> int:
+        return 0
+
+
+def _triple(x: int) -> int:
+    return 3 * x
+
+
+def test_partial_function_is_a_policy_checked_reference() -> None:
+    with pytest.raises(safeart.EncodeError, match="functools.partial of a") as info:
+        safeart.dumps({"p": functools.partial(_Callable())})
+    assert info.value.path == "['p']" and "kind='reference'" in info.value.hint
+    with pytest.raises(safeart.EncodeError, match="lambda") as info:
+        safeart.dumps({"p": functools.partial(lambda: 0)})
+    assert info.value.path == "['p'].func"
+    blob = safeart.dumps({"p": functools.partial(_triple, 2)})
+    with pytest.raises(PolicyError, match="reference test_format_codecs._triple") as info:
+        safeart.loads(blob, policy=POLICY)
+    assert info.value.path == "['p'].func" and "kind='reference'" in info.value.hint
+    allowed = POLICY.extend([Rule("test_format_codecs._triple", "test", kind="reference")])
+    assert safeart.loads(blob, policy=allowed)["p"]() == 6
+    import os
+
+    system = safeart.dumps([functools.partial(os.system, "true")])
+    with pytest.raises(PolicyError, match="reference posix.system is not on the allowlist"):
+        safeart.loads(system, policy=POLICY)
+    with pytest.raises(PolicyError, match="which a reference may not name"):
+        safeart.loads(system, policy=POLICY.extend([Rule("posix.system", "x", kind="reference")]))
+
+
 class _FixedTz(datetime.tzinfo):
     def utcoffset(self, dt: Any) -> datetime.timedelta:
         return datetime.timedelta(0)
@@ -138,6 +183,14 @@ def dct(**items: Any) -> dict:
     return {"k": "dict", "m": items}
 
 
+def partial_state(func: Any = None, args: Any = None, keywords: Any = None,
+                  attrs: Any = None) -> dict:
+    return val("functools.partial", dct(
+        func={"k": "fn", "c": ["builtins", "int"]} if func is None else func,
+        args=tup() if args is None else args, keywords=dct() if keywords is None else keywords,
+        attrs=dct() if attrs is None else attrs))
+
+
 @pytest.mark.parametrize("node, match", [
     (val("datetime.date", tup(2024, 13, 1)), "month must be in 1..12"),
     (val("datetime.date", tup(2024, 1)), "tuple of 3"),
@@ -163,6 +216,12 @@ def dct(**items: Any) -> dict:
     (val("collections.deque", dct(items=lst(1, 2), maxlen=1)), "maxlen"),
     (val("collections.Counter", {"k": "list"}), "must be a dict"),
     (val("types.SimpleNamespace", {"k": "dict", "v": [[1, 2]]}), "string keys"),
+    (val("functools.partial", dct(func={"k": "fn", "c": ["builtins", "int"]})), "func, args"),
+    (partial_state(func="builtins.int"), "func must be a referenced"),
+    (partial_state(func={"k": "obj", "c": ["format_models", "TrainConfig"]}), "func must be"),
+    (partial_state(args=lst(1)), "args must be a tuple"),
+    (partial_state(keywords={"k": "dict", "v": [[1, 2]]}), "keywords must be a dict"),
+    (partial_state(attrs=lst()), "attrs must be a dict"),
 ])
 def test_malformed_states_are_refused_naming_the_path(node: dict, match: str) -> None:
     blob = make_blob({"k": "dict", "m": {"cfg": {"k": "list", "v": [node]}}})

@@ -21,7 +21,7 @@ from sklearn_estimators import (SCENARIOS, Case, assert_same, build_case, codec_
                                 estimator_names, tamper)
 
 import safeart
-from safeart.errors import EncodeError, FormatError
+from safeart.errors import FormatError
 from safeart.format.codecs import sklearn as sklearn_codecs
 
 # deprecated estimators (PassiveAggressive*) warn in __new__, also when safeart rebuilds them
@@ -40,17 +40,6 @@ ALLOW: tuple[safeart.Rule, ...] = (
                  "codec: KulsinskiDistance32() takes no parameters"),
 )
 
-
-def _writer_takes(value: object) -> bool:
-    try:
-        safeart.dumps(value)
-    except EncodeError:
-        return False
-    return True
-
-
-#: functools.partial has no codec yet; HistGradientBoosting with categorical features keeps one.
-PARTIALS = _writer_takes(functools.partial(np.asarray, dtype=None))
 
 X, Y = make_classification(n_samples=30, n_features=5, n_informative=3, n_redundant=0,
                            n_classes=3, n_clusters_per_class=1, random_state=0)
@@ -113,11 +102,47 @@ def test_grid_search_over_estimators_keeps_object_masked_arrays() -> None:
 
 @pytest.mark.parametrize("categorical", [False, True])
 def test_hist_gradient_boosting(categorical: bool) -> None:
-    if categorical and not PARTIALS:
-        pytest.xfail("its _preprocessor keeps a functools.partial(check_array, ...), which "
-                     "safeart has no codec for yet (format-core's stdlib codecs)")
     name = "HistGradientBoostingClassifier" + ("(categorical_features)" if categorical else "")
     assert_round_trip(SCENARIOS[name]())
+
+
+CHECK_ARRAY = "sklearn.utils.validation.check_array"
+
+
+def _partials(obj: object) -> list[functools.partial]:
+    """The functools.partial objects sklearn keeps in a fitted HGB's preprocessor."""
+    return [transformer.func for _, transformer, _ in obj._preprocessor.transformers_
+            if isinstance(getattr(transformer, "func", None), functools.partial)]
+
+
+def test_hist_gradient_boosting_categorical_keeps_its_partial() -> None:
+    """sklearn's own partial(check_array, dtype=[float64], ensure_all_finite=False) comes
+    back as a partial of the same function with equal arguments, under the default policy."""
+    case = SCENARIOS["HistGradientBoostingClassifier(categorical_features)"]()
+    blob = safeart.dumps(case.estimator, name="hgb")
+    (want,) = _partials(case.estimator)
+    (got,) = _partials(safeart.loads(blob, name="hgb"))
+    assert type(got) is functools.partial and got.func is want.func
+    assert (got.args, got.keywords) == (want.args, want.keywords)
+    names = {(ref.name, ref.kind) for ref in safeart.audit(blob).classes}
+    assert {(CHECK_ARRAY, "reference"), ("functools.partial", "codec")} <= names
+
+
+def test_hist_gradient_boosting_partial_needs_its_function_allowed() -> None:
+    """A policy that does not allow the partial's function refuses the load (artifact,
+    object path, hint); a policy without the partial codec entry refuses it too."""
+    from safeart.policy.defaults import DEFAULT_RULES
+
+    blob = safeart.dumps(SCENARIOS["HistGradientBoostingClassifier(categorical_features)"]()
+                         .estimator, name="hgb")
+    for missing, message, kind in ((CHECK_ARRAY, f"reference {CHECK_ARRAY} is not", "reference"),
+                                   ("functools.partial", "values of functools.partial", "codec")):
+        policy = safeart.Policy(include_defaults=False,
+                                allow=[r for r in DEFAULT_RULES if r.name != missing])
+        with pytest.raises(safeart.PolicyError, match=message) as info:
+            safeart.loads(blob, policy=policy, name="hgb")
+        assert info.value.path.startswith("hgb._preprocessor.transformers")
+        assert f"kind='{kind}'" in info.value.hint
 
 
 @pytest.mark.parametrize("algorithm", ["kd_tree", "ball_tree"])

@@ -42,6 +42,36 @@ def test_check_class_hint_names_the_fix():
     assert "allow=['mypkg.models.Net']" in str(err)
 
 
+def test_codec_entries_admit_codec_values_only():
+    """functools.partial is a default ``codec`` entry: safeart's codec may rebuild partials
+    from a manifest, a pickle importing it stays dangerous, and no reference may name it."""
+    import functools
+    import pickle
+
+    from safeart.unpickle import restricted_loads
+
+    p = Policy()
+    assert p.rule_for("functools.partial").kind == "codec"
+    p.check_codec("functools", "partial")
+    assert p.grade("functools", "partial").grade is Grade.DANGEROUS
+    with pytest.raises(PolicyError, match="reference functools.partial"):
+        p.check_reference("functools", "partial")
+    with pytest.raises(PolicyError, match="class functools.partial"):
+        p.check_class("functools", "partial")
+    with pytest.raises(PolicyError, match="functools.partial is not allowed"):
+        restricted_loads(pickle.dumps(functools.partial(int, "5")))
+    bare = Policy(include_defaults=False)
+    with pytest.raises(PolicyError) as info:
+        bare.check_codec("functools", "partial", path="cfg")
+    assert "kind='codec'" in info.value.hint  # a class entry would admit its pickles too
+    with pytest.raises(PolicyError) as info:
+        bare.check_codec("datetime", "date")
+    assert "allow=['datetime.date']" in info.value.hint
+    toml = safeart.policy.policy_from_mapping(
+        {"allow": [{"name": "functools.partial", "kind": "codec"}], "include_defaults": False})
+    toml.check_codec("functools", "partial")
+
+
 def test_callable_entries_never_allow_manifest_classes():
     with pytest.raises(PolicyError):
         Policy().check_class("torch._utils", "_rebuild_tensor_v2")

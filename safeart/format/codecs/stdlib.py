@@ -4,8 +4,8 @@ Each codec turns a value of one exact type into a small tuple/str/dict of plain 
 back. Decoding validates the built state's types and shape, then calls only the type's own
 public constructor, which checks ranges itself (``date(2024, 13, 1)`` is a ``ValueError``,
 reported as a ``FormatError`` with the object path). Nothing named by the state is looked
-up or called: a ``defaultdict`` factory arrives as an object the policy already resolved
-(an ``fn`` reference) and is only stored.
+up or called: a ``defaultdict`` factory or a ``functools.partial`` function arrives as an
+object the policy already resolved (an ``fn`` reference) and is only stored.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import collections
 import datetime
 import decimal
 import fractions
+import functools
 import pathlib
 import re
 import types
@@ -22,7 +23,7 @@ import zoneinfo
 from typing import Any, Callable
 
 from ...errors import EncodeError
-from . import Codec
+from . import Codec, type_name
 
 __all__ = ["CODECS"]
 
@@ -207,7 +208,16 @@ def _dec_bytearray(state: Any, version: int) -> bytearray:
     return bytearray(state)
 
 
-_FACTORY_TYPES = (type, types.FunctionType, types.BuiltinFunctionType)
+#: What only an ``fn`` node builds (no codec returns one, and an ``obj`` node builds
+#: instances of allowed classes): a value of one of these types in a built state went
+#: through ``Policy.check_reference`` in the audit and ``resolve_reference`` in the build.
+_REFERENCE_TYPES = (type, types.FunctionType, types.BuiltinFunctionType,
+                    types.MethodDescriptorType, types.WrapperDescriptorType)
+
+
+def _referenced(obj: Any) -> bool:
+    """Whether ``obj`` is a function, class or numpy ufunc, held by an ``fn`` reference."""
+    return isinstance(obj, _REFERENCE_TYPES) or type_name(type(obj)) == "numpy.ufunc"
 
 
 def _fields(state: Any, keys: tuple[str, ...], what: str) -> tuple:
@@ -223,8 +233,9 @@ def _enc_defaultdict(d: collections.defaultdict) -> dict:
 
 def _dec_defaultdict(state: Any, version: int) -> collections.defaultdict:
     factory, items = _fields(state, ("factory", "items"), "defaultdict")
-    if factory is not None and not isinstance(factory, _FACTORY_TYPES):
-        raise TypeError("a defaultdict factory must be None or a referenced function/class")
+    if not (factory is None or _referenced(factory) or type(factory) is functools.partial):
+        raise TypeError("a defaultdict factory must be None, a referenced function/class or "
+                        "a functools.partial of one")
     if type(items) is not dict:
         raise TypeError("defaultdict items must be a dict")
     return collections.defaultdict(factory, items)  # stored, not called
@@ -261,6 +272,35 @@ def _dec_namespace(state: Any, version: int) -> types.SimpleNamespace:
     namespace = types.SimpleNamespace()
     vars(namespace).update(state)
     return namespace
+
+
+# -- functions -----------------------------------------------------------------------------
+_PARTIAL = ("func", "args", "keywords", "attrs")
+
+
+def _enc_partial(p: functools.partial) -> dict:
+    if not _referenced(p.func):
+        raise EncodeError(f"a functools.partial of a {type_name(type(p.func))} cannot be stored: "
+                          "its function is stored as a reference", hint="wrap a module-level "
+                          "function or class (its name allowed as a kind='reference' rule)")
+    return {"func": p.func, "args": p.args, "keywords": p.keywords, "attrs": dict(vars(p))}
+
+
+def _str_keys(value: Any, what: str) -> dict:
+    if type(value) is not dict or not all(type(key) is str for key in value):
+        raise TypeError(f"a functools.partial's {what} must be a dict with string keys")
+    return value
+
+
+def _dec_partial(state: Any, version: int) -> functools.partial:
+    func, args, keywords, attrs = _fields(state, _PARTIAL, "functools.partial")
+    if not _referenced(func):  # an instance with __call__, another partial: not a reference
+        raise TypeError("a functools.partial's func must be a referenced function or class")
+    if type(args) is not tuple:
+        raise TypeError("a functools.partial's args must be a tuple")
+    value = functools.partial(func, *args, **_str_keys(keywords, "keywords"))
+    vars(value).update(_str_keys(attrs, "attrs"))  # plain attributes (update_wrapper's)
+    return value  # stored, never called: calling it is the caller's, as for any reference
 
 
 def _codec(name: str, encode: Callable[[Any], Any], decode: Callable[[Any, int], Any],
@@ -302,4 +342,9 @@ CODECS: tuple[Codec, ...] = (
     _codec("collections.deque", _enc_deque, _dec_deque, "its items and maxlen"),
     _codec("types.SimpleNamespace", _enc_namespace, _dec_namespace,
            "its attributes, as a dict of string keys"),
+    _codec("functools.partial", _enc_partial, _dec_partial,
+           "a function or class held by reference (checked as a reference entry, never "
+           "called on load), its arguments and keywords as stored values, and a dict of "
+           "attributes; calling it later is what calling that reference with those values "
+           "does"),
 )

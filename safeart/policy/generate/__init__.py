@@ -45,7 +45,8 @@ _PROTOCOLS = (2, 4, 5)
 
 
 def _sklearn_objects() -> list[Any]:
-    fitted = [fitted.estimator for fitted in samples.sklearn_samples().values()]
+    fitted = [fitted.estimator for fitted in (*samples.sklearn_samples().values(),
+                                              *samples.sklearn_partial_samples().values())]
     return fitted + list(samples.sklearn_helpers().values())
 
 
@@ -185,16 +186,21 @@ def write(family: str, out_dir: Path = OUT_DIR) -> Path:
 
 def codec_entries() -> list[tuple[str, str, str]]:
     """The names safeart's value codecs record that no library list holds (the format
-    records ``numpy.random.PCG64``, a pickle ``numpy.random._pcg64.PCG64``): ``class``
-    entries whose reason is the codec's own (the codec, not the class, rebuilds the value)."""
+    records ``numpy.random.PCG64``, a pickle ``numpy.random._pcg64.PCG64``), whose reason
+    is the codec's own (the codec, not the class, rebuilds the value): ``class`` entries,
+    or ``codec`` entries for names the denylist grades dangerous (``functools.partial``),
+    which admit the codec's values and no pickle global."""
     from safeart.format.codecs import CODECS
 
+    from .. import dangerous
     from ..defaults import GENERATED_FAMILIES, read_generated
 
     listed = {name for family in GENERATED_FAMILIES if family != "codecs"
               for name, kind, _ in read_generated(family).entries if kind != "reference"}
-    return sorted((codec.name, "class", f"rebuilt only by safeart's codec: {codec.reason}")
-                  for codec in CODECS if codec.name not in listed)
+    return sorted(
+        (codec.name, "codec" if dangerous.reason_for(*codec.name.rsplit(".", 1)) else "class",
+         f"rebuilt only by safeart's codec: {codec.reason}")
+        for codec in CODECS if codec.name not in listed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 __all__ = ["Fitted", "stdlib_samples", "numpy_samples", "pandas_samples", "sklearn_samples",
-           "sklearn_helpers", "SKLEARN_UNFITTABLE"]
+           "sklearn_partial_samples", "sklearn_helpers", "SKLEARN_UNFITTABLE"]
 
 #: Estimators of ``all_estimators()`` that no generic tiny data set can fit, with why.
 SKLEARN_UNFITTABLE: dict[str, str] = {}
@@ -285,6 +285,22 @@ def _sklearn_variants(X: Any) -> dict[str, Fitted]:
             linear_model.LogisticRegression()).fit(X, np.c_[yb, np.zeros_like(yb)]),
     }
     return {name: Fitted(fit(), X) for name, fit in fits.items()}
+
+
+def sklearn_partial_samples() -> dict[str, Fitted]:
+    """Fitted estimators that keep a ``functools.partial``: HistGradientBoosting with
+    categorical features (``partial(check_array, dtype=..., ensure_all_finite=False)`` in
+    its preprocessor). No pickle of them scans clean (the denylist grades
+    ``functools.partial`` dangerous and the reviewed reasons exclude it), so the benign
+    corpus leaves them out; the names they hold are admitted for the format, whose codec
+    stores the partial's function as a policy-checked reference."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X = np.c_[np.arange(30) % 3, np.random.default_rng(0).random((30, 3))]
+    model = HistGradientBoostingClassifier(max_iter=3, categorical_features=[0])
+    return {"HistGradientBoostingClassifier categorical": Fitted(
+        model.fit(X, np.array([0, 1] * 15)), X)}
 
 
 def sklearn_helpers() -> dict[str, Any]:
