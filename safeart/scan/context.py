@@ -21,6 +21,8 @@ class ScanContext:
     result: ScanResult
     depth: int = 0
     _grades: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    #: Every tally of ``result.globals`` in order, so that :meth:`rollback` can undo them.
+    _tallied: list[str] = field(default_factory=list)
 
     @property
     def limits(self) -> Limits:
@@ -59,10 +61,10 @@ class ScanContext:
         return self._tally(Verdict(grade, ".".join(resolved), reason))
 
     def _tally(self, verdict: Verdict) -> Verdict:
-        entry = self.result.globals.setdefault(
-            verdict.name[:500], {"grade": verdict.grade.value, "count": 0}
-        )
+        key = verdict.name[:500]
+        entry = self.result.globals.setdefault(key, {"grade": verdict.grade.value, "count": 0})
         entry["count"] += 1
+        self._tallied.append(key)
         return verdict
 
     def format(self, name: str) -> None:
@@ -70,17 +72,27 @@ class ScanContext:
         if name not in self.result.formats:
             self.result.formats.append(name)
 
-    def mark(self) -> tuple[int, int, bool, dict[str, dict[str, object]]]:
+    def mark(self) -> tuple[int, int, bool, int]:
         """A checkpoint for :meth:`rollback` (used when content turns out not to be a pickle)."""
         r = self.result
-        return len(r.findings), len(r.formats), r.complete, {k: dict(v) for k, v in r.globals.items()}
+        return len(r.findings), len(r.formats), r.complete, len(self._tallied)
 
-    def rollback(self, mark: tuple[int, int, bool, dict[str, dict[str, object]]]) -> None:
-        n_findings, n_formats, complete, globals_ = mark
+    def unchanged_since(self, mark: tuple[int, int, bool, int]) -> bool:
+        """No finding added and no import graded since ``mark``."""
+        return len(self.result.findings) == mark[0] and len(self._tallied) == mark[3]
+
+    def rollback(self, mark: tuple[int, int, bool, int]) -> None:
+        n_findings, n_formats, complete, n_tallied = mark
         del self.result.findings[n_findings:]
         del self.result.formats[n_formats:]
         self.result.complete = complete
-        self.result.globals = globals_  # type: ignore[assignment]
+        globals_ = self.result.globals
+        for key in reversed(self._tallied[n_tallied:]):  # counts only grow: undo each tally
+            entry = globals_[key]
+            entry["count"] -= 1
+            if not entry["count"]:
+                del globals_[key]
+        del self._tallied[n_tallied:]
 
     @contextmanager
     def nested(self, location: str) -> Iterator[bool]:

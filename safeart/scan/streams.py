@@ -51,8 +51,7 @@ def scan_stream(
         ctx.format("torch-legacy")
         pos = _legacy(ctx, buf, first.next_start or end, end, loc, nested, _LEGACY_PARTS[:2])
         # Remember the header only if it added nothing at all: no finding, no import.
-        if pos is not None and ctx.mark()[0] == mark[0] and ctx.result.globals == mark[3] \
-                and not first.persistent_ids:
+        if pos is not None and ctx.unchanged_since(mark) and not first.persistent_ids:
             _remember_header(ctx, bytes(buf[start:pos]))
         if pos is not None:
             _legacy(ctx, buf, pos, end, loc, nested, _LEGACY_PARTS[2:])
@@ -98,6 +97,8 @@ _MAX_HEADERS = 64
 
 
 def _known_header(ctx: ScanContext, buf: Buffer, start: int, end: int) -> int:
+    if not _CLEAN_HEADERS:  # (spares hashing the limits for every zip member)
+        return 0
     for header in _CLEAN_HEADERS.get(ctx.limits, ()):
         n = len(header)
         if n <= end - start and buf[start:start + n] == header:

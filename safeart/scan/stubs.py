@@ -176,7 +176,7 @@ class GuardedReader:
         self.pos = walker.start
         self._view = memoryview(walker.buf)
         self.ext_guard = _ExtensionCacheGuard()
-        self._nonce = os.urandom(16)
+        self._nonce: bytes | None = None  # drawn when the first stand-in is handed out
         self._hole: tuple[int, int] | None = None  # (literal index, its data offset)
 
     def _avail(self, n: int) -> int:
@@ -200,6 +200,8 @@ class GuardedReader:
     def readinto(self, b: Any) -> int:
         hole, self._hole = self._hole, None
         if hole is not None and hole[1] == self.pos and len(b) == STAND_IN_SIZE:
+            if self._nonce is None:
+                self._nonce = os.urandom(16)
             memoryview(b).cast("B")[:] = self._nonce + hole[0].to_bytes(8, "little")
             self.pos += self.walker.byte_literals[hole[0]][1]
             return STAND_IN_SIZE
@@ -210,7 +212,7 @@ class GuardedReader:
 
     def literal_of(self, data: Any) -> int | None:
         """The index in ``walker.byte_literals`` of the literal ``data`` stands in for."""
-        if len(data) != STAND_IN_SIZE or bytes(data[:16]) != self._nonce:
+        if self._nonce is None or len(data) != STAND_IN_SIZE or bytes(data[:16]) != self._nonce:
             return None
         return int.from_bytes(data[16:], "little")
 
@@ -343,7 +345,13 @@ class StubUnpickler:
             reader = GuardedReader(w)
             self._base = 0
             guard = reader.ext_guard
+            w.advance(w.start + 1)  # what CPython's first read asks for
         self.reader = reader
+        if w.frontier == w.start:  # nothing valid to hand over (most bytes are no pickle):
+            self.error = EOFError("Ran out of input")  # what CPython raises on no input
+            self._final = w.start
+            reader.close()
+            return
         token = _HOOKS.set(self.hooks)
         try:
             self.result = _Recorder(reader, self).load()
