@@ -104,13 +104,24 @@ def refuse_unless_clean(result: "ScanResult", policy: Policy, artifact: str | No
 
 
 def _hint(result: "ScanResult", policy: Policy) -> str:
-    dangerous = sorted({f.name for f in result.findings if f.grade is Grade.DANGEROUS})
-    if dangerous:
-        return (
-            f"{', '.join(dangerous)}: known code-execution, file, process or network "
-            "primitives; never allow them. Treat the artifact as malicious and re-create it "
-            "from trusted code."
-        )
+    changed = any(f.kind == "integrity" for f in result.findings)
+    dangerous = sorted(
+        {f.name for f in result.findings if f.grade is Grade.DANGEROUS and f.kind != "integrity"}
+    )
+    if changed or dangerous:
+        parts = []
+        if changed:
+            parts.append(
+                "the blob was changed in the datastore after Metaflow stored it: do not use "
+                "it; re-run the step that produced it and check who can write the datastore."
+            )
+        if dangerous:
+            parts.append(
+                f"{', '.join(dangerous)}: known code-execution, file, process or network "
+                "primitives; never allow them. Treat the artifact as malicious and re-create "
+                "it from trusted code."
+            )
+        return " ".join(parts)
     if result.complete and all(
         f.kind in ("import", "class") and f.grade is Grade.UNKNOWN for f in result.findings
     ):

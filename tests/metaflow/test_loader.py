@@ -328,6 +328,7 @@ def test_blobs_swapped_for_canary_pickles_are_refused_with_the_scan_findings(
         assert ("dangerous", "integrity", err.report.findings[0].name) in kinds  # not its sha
         assert ("dangerous", "import", "builtins.open") in kinds
         assert err.report.verdict == "dangerous" and "malicious" in err.hint
+        assert "changed in the datastore" in err.hint
         assert "builtins.open" in str(err)
     assert victim.value.artifact == f"{start}:victim"
     assert any("_load_from_bytes" in f.location for f in hidden.value.report.findings)
