@@ -108,7 +108,8 @@ def scan_run(
     policy = resolve_policy(policy)
     spec = parse_pathspec(pathspec)
     names = check_artifact_names(artifacts or ()) + ((spec.artifact,) if spec.artifact else ())
-    store = RunDatastore(jobs=jobs, listed=spec.run is None, record_cache=cache)
+    listed = spec.run is None and not latest and last is None  # every run of the flow
+    store = RunDatastore(jobs=jobs, listed=listed, record_cache=cache)
     tasks = resolve_tasks(spec, latest=latest, last=last, all_namespaces=all_namespaces,
                           policy=policy, store=store)
     report = _scan_tasks(tasks, names, policy, store, cache, rehash, progress)
@@ -140,6 +141,11 @@ def scan_all(
     names = check_artifact_names(artifacts or ())
     store = RunDatastore(jobs=jobs, listed=True, record_cache=cache)
     flows = list_flows()
+    for flow in flows:  # most runs live in the configured datastore: list it meanwhile
+        try:
+            store.prefetch_listing(store.configured_store(flow))
+        except ConfigError:  # no usable configured datastore: runs name theirs
+            break
     tasks = [task for flow in flows
              for task in _flow_tasks(flow, latest, last, policy, store)]
     report = _scan_tasks(tasks, names, policy, store, cache, rehash, progress)

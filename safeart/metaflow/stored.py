@@ -140,7 +140,8 @@ class RunDatastore:
         self.jobs = jobs
         self._listed = listed
         self._record_cache = record_cache
-        self._listings: dict[StoreRef, Listing | None] = {}
+        self._listings: dict[StoreRef, "Listing | None | Future[Listing | None]"] = {}
+        self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="safeart-list")
         self._flow_stores: dict[StoreRef, Any] = {}
         self._run_stores: dict[tuple[str, str], StoreRef] = {}
 
@@ -150,9 +151,21 @@ class RunDatastore:
         if not self._listed:
             return None
         if store not in self._listings:
-            self._listings[store] = list_flow(store.ds_type, store.ds_root, store.flow,
-                                              self._flow_store(store)._storage_impl)
-        return self._listings[store]
+            self.prefetch_listing(store)
+        listing = self._listings[store]
+        return listing.result() if isinstance(listing, Future) else listing
+
+    def prefetch_listing(self, store: StoreRef) -> None:
+        """Start listing ``store``'s flow prefix in a background thread (with ``listed``),
+        so it overlaps with the enumeration of runs and tasks."""
+        if self._listed and store not in self._listings:
+            self._listings[store] = self._background.submit(
+                list_flow, store.ds_type, store.ds_root, store.flow,
+                self._flow_store(store)._storage_impl)
+
+    def configured_store(self, flow: str) -> StoreRef:
+        """``flow`` in the datastore of the current Metaflow configuration."""
+        return StoreRef(*_configured_store(), flow)
 
     # -- records ---------------------------------------------------------------------
     def artifacts(
