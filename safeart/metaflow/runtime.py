@@ -20,8 +20,10 @@ it was handed, or to store a blob uncompressed, so safeart wraps four methods:
 * ``ContentAddressedStore.save_blobs``: large safeart blobs stored uncompressed
   (:mod:`safeart.metaflow.storage`), only in processes that opted in, right before a save.
 
-Every wrapper calls Metaflow's own method and changes nothing else. One check guards them
-all (:func:`unsupported`): the Metaflow version is in :data:`SUPPORTED_METAFLOW` (2.19.26, the
+The naming wrappers call Metaflow's own methods and change nothing else; the two store
+replacements do what Metaflow's methods do, with the per-blob differences
+:mod:`safeart.metaflow.storage` describes (and fall back to them otherwise). One check guards
+them all (:func:`unsupported`): the Metaflow version is in :data:`SUPPORTED_METAFLOW` (2.19.26, the
 first release with pluggable serializers, to 2.19.x) and each method has the signature safeart
 was verified against. Otherwise nothing is patched and one ``RuntimeWarning`` says so: safeart
 then never claims an artifact (strict mode refuses to save). Raw storage is further guarded
