@@ -57,11 +57,16 @@ from .stored import FetchedBlob, StoredArtifact, StoreRef
 
 __all__ = ["read", "check_signature"]
 
-def read(data: bytes, encoding: str, serializer_info: Optional[Mapping[str, Any]]) -> Any:
+def read(
+    data: bytes | memoryview, encoding: str, serializer_info: Optional[Mapping[str, Any]]
+) -> Any:
     """Rebuild the artifact whose blob Metaflow handed a safeart serializer.
 
     Args:
-        data: The blob, as Metaflow fetched (and gunzipped) it.
+        data: The blob, as Metaflow fetched (and gunzipped) it: ``bytes``, or the writable
+            memory of its own :func:`safeart.metaflow.storage.read_blobs` reads raw blobs
+            into (handed to the decoder read-only when another name of the same load
+            decodes the same blob object, so that no two artifacts share memory).
         encoding: The encoding Metaflow recorded (``safeart-v1``, ``pickle-v4`` ...).
         serializer_info: The ``serializer_info`` Metaflow recorded with it (the very dict of
             the task's record, which is how the artifact is told apart from others sharing
@@ -95,6 +100,8 @@ def read(data: bytes, encoding: str, serializer_info: Optional[Mapping[str, Any]
         check_signature(record, data, load)
     except SafeartError as err:
         raise err.with_artifact(record.pathspec)
+    if isinstance(data, memoryview) and load is not None and load.shared(record.sha):
+        data = data.toreadonly()  # the next name decodes this very object: never share it
     return decode(record, FetchedBlob(record.store, record.sha, data), policy)
 
 

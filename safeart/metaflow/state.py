@@ -220,6 +220,11 @@ class Loading:
         others = {self.ds._objects.get(n) for n in self.names if not is_safeart(self.encoding(n))}
         return {key for key in mine - others if key}
 
+    def shared(self, key: str) -> bool:
+        """True when several requested names are stored under ``key``: Metaflow then hands
+        the same blob object to the serializer once per name."""
+        return sum(self.ds._objects.get(n) == key for n in self.names) > 1
+
     def current(
         self,
         accepts: Callable[[str], bool] = is_safeart,

@@ -266,6 +266,8 @@ def test_failed_loads_name_the_artifact_the_blob_belongs_to():
     assert str(load.current(serializer_info=info_c)) == "F/1/s/2:c"
     load.key = "x"
     assert str(load.current(safeart.metaflow.encodings.is_pickle)) == "F/1/s/2:p"
+    assert load.shared(sha_a) and not load.shared(sha_b)
+    assert load.safeart_keys() == {sha_a, sha_b}
 
 
 def test_signing_key_signs_what_is_stored_for_the_artifact(tmp_path, monkeypatch):
