@@ -6,7 +6,9 @@ storage is a nested ``torch.storage._load_from_bytes`` stream), the same model a
 runs in a fresh interpreter (imports and a warm-up scan excluded) so its peak RSS is its
 own; tools and files alternate in every repeat. "read" is the time to read the file
 (warm page cache): the bound no scanner can beat. A peer that is not installed is
-reported in the table (``pip install picklescan fickling modelscan``).
+reported in the table (``pip install picklescan fickling modelscan``). A second table gives
+the same scans by the CPU time of the scanning process: on a shared machine the wall time
+swings with the load of others, the CPU time far less.
 
     python benchmarks/bench_scan.py [--quick] [--repeat N] [--mb 100] [--out FILE]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import pickle
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -94,13 +97,13 @@ def scan_worker(job: dict[str, Any]) -> dict[str, Any]:
         return {"missing": str(exc)}
     base = c.rss_mb()
     c.reset_peak()
-    started = c.clock()
+    started, cpu = c.clock(), time.process_time()
     try:
         verdict = scan(job["path"])
     except Exception as exc:  # noqa: BLE001 -- a peer failing on a file is a result
         verdict = f"error: {type(exc).__name__}: {str(exc)[:80]}"
-    return {"seconds": c.clock() - started, "peak_mb": c.peak_rss_mb() - base,
-            "verdict": verdict}
+    return {"seconds": c.clock() - started, "cpu_seconds": time.process_time() - cpu,
+            "peak_mb": c.peak_rss_mb() - base, "verdict": verdict}
 
 
 def read_seconds(path: Path) -> float:
@@ -133,30 +136,41 @@ def main() -> None:
                     res = c.worker(HERE, {"tool": tool, "path": str(path),
                                           "warmup": str(warmup)})
                     got.setdefault((label, tool), []).append(res)
-        rows = []
+        rows, cpu_rows = [], []
         for label, path in files:
             size = path.stat().st_size / c.MB
             read = c.median(reads[label])
             row: list[Any] = [label, size, f"{size / read:,.0f}"]
+            cpu_row: list[Any] = [label, size]
             safeart = c.median(r["seconds"] for r in got[(label, "safeart")])
+            safeart_cpu = c.median(r["cpu_seconds"] for r in got[(label, "safeart")])
             for tool in TOOLS:
                 results = got[(label, tool)]
                 if "missing" in results[0]:
                     row.append("not installed")
+                    cpu_row.append("not installed")
                     continue
                 secs = c.median(r["seconds"] for r in results)
+                cpu = c.median(r["cpu_seconds"] for r in results)
                 peak = c.median(r["peak_mb"] for r in results)
+                peer = tool != "safeart"
                 row.append(f"{size / secs:,.0f} MB/s, {peak:,.0f} MB"
-                           + ("" if tool == "safeart" else f" ({c.ratio(secs, safeart)})")
+                           + (f" ({c.ratio(secs, safeart)})" if peer else "")
                            + f" — {results[0]['verdict']}")
+                cpu_row.append(f"{size / cpu:,.0f} MB/s"
+                               + (f" ({c.ratio(cpu, safeart_cpu)})" if peer else ""))
             row.append(c.ratio(safeart, read))
             rows.append(row)
+            cpu_rows.append(cpu_row)
         c.table(f"Scan throughput (MB/s of file), peak RSS above the warmed-up interpreter, "
                 f"median of {args.repeat}; (n×) = that tool's time / safeart's",
                 ["file", "MB", "read MB/s", *TOOLS, "safeart / read time"], rows, args.out,
                 ["safeart walks every pickle including each tensor's nested "
                  "_load_from_bytes stream; picklescan, fickling and modelscan list the "
                  "imports of the outer pickle (modelscan picks scanners by extension)."])
+        c.table(f"The same scans by CPU time (MB/s of file per CPU second of the scanning "
+                f"process), median of {args.repeat}; (n×) = that tool's CPU time / "
+                "safeart's", ["file", "MB", *TOOLS], cpu_rows, args.out)
 
 
 if __name__ == "__main__":
