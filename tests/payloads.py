@@ -542,7 +542,16 @@ def _huge_reconstruct(canary: Path) -> bytes:
                + stack_global("numpy", "ndarray") + fragment((2**40,)) + fragment(b"b") + b"tR")
 
 
+def _random_ints(bits: int) -> tuple[int, int]:
+    """Two reproducible odd ints of ``bits`` bits (their gcd takes quadratic time)."""
+    import random
+
+    rng = random.Random(0)
+    return rng.getrandbits(bits) | 1, rng.getrandbits(bits) | 1
+
+
 _ISSUE_12 = "resource exhaustion through an allowlisted callable, issue 12"
+_DIGITS = "CPU exhaustion through an allowlisted number type (no allocation to speak of)"
 
 _PTY = (b"(" + glob("pty", "spawn") + b"(Vtouch\nV{c}\ntp0\no.")
 
@@ -750,6 +759,28 @@ SAMPLES: dict[str, Sample] = {
         f"torch.Size(range(2**31)); {_ISSUE_12}", expect="fail"),
     "numpy_reconstruct_huge_shape": Sample(
         _huge_reconstruct, f"numpy _reconstruct(ndarray, (2**40,), 'b'): 1 TiB; {_ISSUE_12}",
+        expect="fail"),
+    # Allowed number types asked for numbers of millions of digits: CPU for seconds to
+    # forever, from a few bytes (tests load them only under a CPU cap).
+    "fraction_huge_exponent": Sample(
+        lambda c: _p4(_call(stack_global("fractions", "Fraction"), "1e10000000")),
+        f"Fraction('1e10000000') builds 10**10000000; {_DIGITS}", expect="fail"),
+    "fraction_unicode_exponent": Sample(
+        lambda c: _p4(_call(stack_global("fractions", "Fraction"), "1e\u0669" + "9" * 4000)),
+        f"Fraction('1e<Arabic-Indic 9><4000 nines>'): int() reads any Unicode digit; {_DIGITS}",
+        expect="fail"),
+    "fraction_of_huge_decimal": Sample(
+        lambda c: _p4(stack_global("fractions", "Fraction") + b"("
+                      + _call(stack_global("decimal", "Decimal"), "1e10000000") + b"tR"),
+        f"Fraction(Decimal('1e10000000')): as_integer_ratio builds 10**10000000; {_DIGITS}",
+        expect="fail"),
+    "decimal_of_huge_int": Sample(
+        lambda c: _p4(_call(stack_global("decimal", "Decimal"), 1 << 3_000_000)),
+        f"Decimal(2**3000000): quadratic int-to-decimal conversion (~17 s); {_DIGITS}",
+        expect="fail"),
+    "fraction_of_huge_ints": Sample(
+        lambda c: _p4(_call(stack_global("fractions", "Fraction"), *_random_ints(3_000_000))),
+        f"Fraction(a, b) of two random 3-million-bit ints: a quadratic gcd (~15 s); {_DIGITS}",
         expect="fail"),
     "torch_nn_linear_called": Sample(
         lambda c: _p4(_call(stack_global("torch.nn.modules.linear", "Linear"), 2**17, 2**17)),

@@ -26,13 +26,27 @@ list literal handed to ``set``) is bounded by the input size and never charged, 
 does not bound model size: real pickles call ``numpy``'s ``_reconstruct`` with shape ``(0,)``
 and fill arrays from their own bytes.
 
+Numbers are charged in digits instead: ``Fraction('1e10000000')`` builds ``10**10000000``
+(seconds of CPU from 20 bytes, forever for an exponent of 4300 digits),
+``Fraction(Decimal('1e10000000'))`` the same through ``as_integer_ratio``, ``Decimal(n)`` of
+a 3-million-bit int takes ~17 s (quadratic conversion) and ``Fraction(a, b)`` of two big ints
+a quadratic gcd. The bound is CPython's own for ``int('9' * 4301)``:
+``sys.get_int_max_str_digits()`` decimal digits (4300 by default; 0 lifts it) for the
+largest number a call builds. Real pickles spell these values ``Fraction('22/7')`` and
+``Decimal('1.5')``, far below it.
+
 Findings have kind ``resource`` and grade ``unknown``: not code execution, still refused.
 """
 
 from __future__ import annotations
 
+import decimal
+import fractions
+import numbers
 import operator
+import re
 import reprlib
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -60,9 +74,17 @@ _repr.maxstring = _repr.maxother = 60
 
 
 def short(value: Any) -> str:
-    """A bounded repr of a pickle-chosen value (a stub shows the global it stands for)."""
+    """A bounded repr of a pickle-chosen value (a stub shows the global it stands for).
+    Never raises: an int past CPython's digit limit has no repr, so it shows its size."""
     name = stub_name(value)
-    return f"<result of {name}>" if name else _repr.repr(value)
+    if name:
+        return f"<result of {name}>"
+    try:
+        return _repr.repr(value)
+    except ValueError:  # int('...') past sys.get_int_max_str_digits(), also inside a tuple
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__} holding an int too long to show>"
 
 
 def range_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> range | None:
@@ -200,6 +222,71 @@ def _torch_factory(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | N
     return _array(size, kwargs.get("dtype"), 4)
 
 
+#: An exponent at the end of a number string, as ``Fraction`` and ``Decimal`` read it (``\d``:
+#: any Unicode digit, as ``int()`` accepts; ``_`` between digits).
+_EXPONENT = re.compile(r"[eE]([-+]?\d+(?:_\d+)*)\s*\Z")
+
+
+def _int_digits(n: int) -> int:
+    """Decimal digits of ``n`` (at least; from its bit length, no conversion)."""
+    return abs(n).bit_length() * 30103 // 100_000 + 1
+
+
+def _text_digits(text: str) -> int | None:
+    """Digits of the largest integer ``Fraction(text)`` builds: each part of ``'n/d'`` is
+    parsed by ``int()`` (bounded by CPython itself), a decimal or exponent form makes
+    ``10**(decimals + exponent)`` first. None: an exponent too long for ``int()``."""
+    if "/" in text:
+        return 0
+    found = _EXPONENT.search(text)
+    try:
+        exponent = abs(int(found.group(1))) if found else 0
+    except ValueError:  # more than the digit limit: 10**exponent is beyond any bound
+        return None
+    return len(text) + exponent
+
+
+def _number_digits(value: Any) -> int | None:
+    """Digits of the largest integer ``Fraction`` builds from one argument; None when the
+    argument does not bound it (a stub: the result of another call)."""
+    if value is None or isinstance(value, (bool, float)):
+        return 0
+    if isinstance(value, str):
+        return _text_digits(value)
+    if isinstance(value, int):
+        return _int_digits(value)
+    if isinstance(value, decimal.Decimal):  # as_integer_ratio builds 10**exponent
+        _, digits, exponent = value.as_tuple()
+        return len(digits) + abs(exponent) if type(exponent) is int else 0  # NaN, Infinity
+    if isinstance(value, numbers.Rational):
+        parts = (value.numerator, value.denominator)
+        return max(map(_int_digits, parts)) if all(type(p) is int for p in parts) else None
+    return None
+
+
+def _fraction(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | None:
+    # Fraction(numerator=0, denominator=None): the largest integer it builds, in digits
+    values = (_arg(args, kwargs, 0, "numerator"), _arg(args, kwargs, 1, "denominator"))
+    counts = [_number_digits(v) for v in values]
+    shown = short(values[0]) if values[1] is None else short(values)
+    return (None if None in counts else max(counts)), shown  # type: ignore[type-var]
+
+
+_LINEAR_DECIMALS = (str, float, tuple, decimal.Decimal, fractions.Fraction)
+
+
+def _decimal(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | None:
+    # Decimal(value="0", context=None): from an int, a quadratic conversion to decimal
+    value = _arg(args, kwargs, 0, "value")
+    if value is None or isinstance(value, _LINEAR_DECIMALS):
+        return None  # parsed or copied in linear time (a Fraction is a TypeError)
+    return (_int_digits(value) if isinstance(value, int) else None), short(value)
+
+
+#: Callables charged in decimal digits of the numbers they build (against
+#: ``sys.get_int_max_str_digits()``), not in bytes.
+_NUMBERS = {"fractions.Fraction": _fraction, "decimal.Decimal": _decimal}
+
 #: Allocating callables by the name a pickle imports -> what a call asks for. A name here is
 #: charged when a policy allows it as a ``callable`` entry (the defaults allow the first
 #: group; torch/numpy factories only if a user policy does).
@@ -225,10 +312,13 @@ CHARGED: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], Optional[Request]
     **{f"numpy.{name}": _numpy_factory for name in ("empty", "zeros", "ones")},
     **{f"torch.{name}": _torch_factory
        for name in ("empty", "zeros", "ones", "full", "rand", "randn")},
+    **_NUMBERS,
 }
 
 
 def _size(n: int) -> str:
+    if n.bit_length() > 64:  # no float division (it overflows past 2**1024)
+        return f"2**{n.bit_length() - 1} bytes"
     for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if n >= 1 << shift:
             return f"{n / (1 << shift):.1f} {unit}"
@@ -244,9 +334,17 @@ class Excess:
     argument: str
     requested: int | None
     limit: int
+    #: What ``requested`` and ``limit`` count: ``bytes``, or ``digits`` of a number.
+    unit: str = "bytes"
 
     @property
     def message(self) -> str:
+        if self.unit == "digits":
+            built = ("a number its arguments do not bound (built by another call)"
+                     if self.requested is None else f"a number of ~{self.requested} digits")
+            return (f"{self.name} called with {self.argument} builds {built}; numbers past "
+                    f"{self.limit} digits (sys.get_int_max_str_digits(), CPython's bound on "
+                    "int/str conversion) cost superlinear time")
         asked = ("an amount its arguments do not bound (built by another call)"
                  if self.requested is None else f"~{_size(self.requested)}")
         return (f"{self.name} called with {self.argument} asks for {asked}; "
@@ -257,13 +355,18 @@ def check_call(name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                limits: Limits) -> Excess | None:
     """The excess of calling the allowed callable ``name`` with these arguments, if any."""
     charge = CHARGED.get(name)
-    request = charge(args, kwargs) if charge is not None else None
+    try:
+        request = charge(args, kwargs) if charge is not None else None
+    except Exception:  # noqa: BLE001 - arguments it cannot measure bound nothing
+        request = (None, f"arguments of types {', '.join(type(a).__name__ for a in args)}")
     if request is None:
         return None
     requested, shown = request
-    if requested is not None and requested <= limits.max_alloc_bytes:
+    unit, limit = (("digits", sys.get_int_max_str_digits()) if name in _NUMBERS
+                   else ("bytes", limits.max_alloc_bytes))
+    if (requested is not None and requested <= limit) or (unit == "digits" and limit == 0):
         return None
-    return Excess(name, shown, requested, limits.max_alloc_bytes)
+    return Excess(name, shown, requested, limit, unit)
 
 
 def entry_kind(policy: Policy, name: str) -> str | None:
@@ -281,6 +384,9 @@ def entry_kind(policy: Policy, name: str) -> str | None:
 
 def resource_hint(policy: Policy, name: str) -> str:
     """What admits a ``resource`` finding on ``name``, for artifacts the user trusts."""
+    if entry_kind(policy, name) == "callable" and name in _NUMBERS:
+        return ("raise sys.set_int_max_str_digits() (PYTHONINTMAXSTRDIGITS) only for "
+                "artifacts you trust")
     if entry_kind(policy, name) == "callable":
         return ("raise Limits.max_alloc_bytes (max_alloc_bytes under [limits] in safeart.toml) "
                 "only for artifacts you trust")

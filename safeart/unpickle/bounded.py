@@ -3,11 +3,13 @@
 The restricted unpickler hands out a :class:`BoundedCall` instead of each allowed
 ``callable`` entry named in :data:`safeart.scan.calls.CHARGED` (``bytes``, ``bytearray``,
 ``set``, ``frozenset``, ``range``, ``collections.OrderedDict``, ``torch.Size``, numpy's
-``_reconstruct`` and ``ndarray`` ...). It charges the real arguments with the scanner's own
-rule (:func:`~safeart.scan.calls.check_call`) against ``Limits.max_alloc_bytes`` before the
-real callable runs, so the load is bounded even without a scan: ``bytes(2**36)`` or
-``frozenset(range(2**31))`` raise :class:`~safeart.errors.LimitExceeded` having allocated
-nothing.
+``_reconstruct`` and ``ndarray`` ...) and each number type charged in digits
+(``fractions.Fraction``, ``decimal.Decimal``). It charges the real arguments with the
+scanner's own rule (:func:`~safeart.scan.calls.check_call`) against
+``Limits.max_alloc_bytes`` (or ``sys.get_int_max_str_digits()`` digits) before the real
+callable runs, so the load is bounded even without a scan: ``bytes(2**36)``,
+``frozenset(range(2**31))`` or ``Fraction('1e10000000')`` raise
+:class:`~safeart.errors.LimitExceeded` having allocated or computed nothing.
 
 A bounded callable is not the object it wraps: it is not a type, so ``NEWOBJ`` of it fails
 (real pickles never ``NEWOBJ`` these), and an object that kept it would keep the wrapper.

@@ -244,6 +244,25 @@ def test_malformed_val_nodes_are_refused_by_the_audit(node: dict, match: str) ->
     assert report.problems[0].path == "[0]"
 
 
+def test_fraction_terms_past_the_int_digit_limit_are_refused_before_the_gcd() -> None:
+    """Fraction(a, b) of two 3-million-bit ints spends ~15 s in gcd: terms are bounded by
+    sys.get_int_max_str_digits() (CPython's own bound; pickle writes Fractions as strings)."""
+    import numpy as np
+
+    big = [(1 << 3_000_000) | 1, (1 << 3_000_000) | 3]
+    tensors = {f"n{i}": np.frombuffer(n.to_bytes(375_001, "little", signed=True), np.uint8)
+               for i, n in enumerate(big)}
+    node = val("fractions.Fraction", tup({"k": "int", "t": "n0"}, {"k": "int", "t": "n1"}))
+    with pytest.raises(FormatError, match="Exceeds the limit") as info:
+        safeart.loads(make_blob(lst(node), tensors), policy=POLICY)
+    assert info.value.path == "[0]"
+    with pytest.raises(safeart.EncodeError, match="too long") as refused:
+        safeart.dumps([fractions.Fraction(big[0], 3)])
+    assert refused.value.path == "[0]" and "set_int_max_str_digits" in refused.value.hint
+    within = fractions.Fraction(10**4000 + 1, 3)
+    assert roundtrip([within]) == [within]
+
+
 def test_a_reference_into_a_codec_value_is_refused() -> None:
     node = val("collections.deque", dct(items=lst({"k": "ref", "id": 0}), maxlen=None))
     node["id"] = 0

@@ -220,3 +220,110 @@ def test_max_alloc_bytes_is_read_from_toml(tmp_path) -> None:
     path.write_text("[limits]\nmax_alloc_bytes = 1024\n")
     assert load_policy(path).limits.max_alloc_bytes == 1024
     assert Limits().max_alloc_bytes == 4 << 30
+
+
+# -- numbers: CPU, not memory (fractions.Fraction and decimal.Decimal are callable entries) ----
+#: sample -> the allowed number type its finding names
+NUMBER_BOMBS = {
+    "fraction_huge_exponent": "fractions.Fraction",
+    "fraction_unicode_exponent": "fractions.Fraction",
+    "fraction_of_huge_decimal": "fractions.Fraction",
+    "fraction_of_huge_ints": "fractions.Fraction",
+    "decimal_of_huge_int": "decimal.Decimal",
+}
+#: The memory cap, plus a CPU cap: an unbounded bomb kills the child (SIGXCPU), and the
+#: test fails on its exit status instead of burning the machine.
+_CPU_CAPPED = _CAPPED + """
+resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+import time
+def timed(load):
+    start = time.process_time()
+    return [outcome(load), round(time.process_time() - start, 2)]
+"""
+
+
+@pytest.mark.parametrize("name", sorted(NUMBER_BOMBS))
+def test_scan_grades_numbers_past_the_digit_limit(name: str) -> None:
+    result = scan_bytes(_bomb(name))
+    assert result.verdict == "unknown" and result.complete
+    reason = _resource_findings(_bomb(name))[NUMBER_BOMBS[name]]
+    assert "4300 digits (sys.get_int_max_str_digits()" in reason
+    assert "sys.set_int_max_str_digits()" in reason  # the hint: CPython's own knob
+
+
+def _written(tmp_path, blobs: dict[str, bytes]) -> dict[str, str]:
+    """Each blob in a file (too large for the child's command line), by name -> path."""
+    paths = {}
+    for name, data in blobs.items():
+        (tmp_path / name).write_bytes(data)
+        paths[name] = str(tmp_path / name)
+    return paths
+
+
+def test_loads_refuse_numbers_past_the_digit_limit_without_computing_them(tmp_path) -> None:
+    bombs = _written(tmp_path, {name: _bomb(name) for name in NUMBER_BOMBS})
+    result = isolated(f"""
+        for name, path in {bombs!r}.items():
+            data = open(path, "rb").read()
+            report(**{{name: [
+                timed(lambda: load_pickle(data)),
+                timed(lambda: safeart.unpickle.restricted_loads(data)),
+                timed(lambda: safeart.unpickle.restricted_loads(
+                    data, scanned=ScanResult(target=name))),  # the unpickler alone
+            ]}})
+    """, setup=_CPU_CAPPED, timeout=300)
+    for name in NUMBER_BOMBS:
+        outcomes = [outcome for outcome, _ in result.values[name]]
+        assert outcomes == ["UnsafeArtifactError", "LimitExceeded", "LimitExceeded"], name
+        assert max(seconds for _, seconds in result.values[name]) < 5, result.values[name]
+
+
+def test_int_literals_past_the_digit_limit_are_refused_by_cpython_itself(tmp_path) -> None:
+    # int('9' * 10**7) in a pickle is a LONG (or INT) opcode: CPython's parser refuses more
+    # than sys.get_int_max_str_digits() digits before converting any, in the scanner's run
+    # and in the unpickler alike.
+    longs = {"long": b"\x80\x02L" + b"9" * 10**7 + b"L\n.",
+             "int": b"\x80\x02I" + b"9" * 10**7 + b"\n."}
+    for data in longs.values():
+        assert scan_bytes(data).verdict != "clean"
+    paths = _written(tmp_path, longs)
+    result = isolated(f"""
+        for name, path in {paths!r}.items():
+            data = open(path, "rb").read()
+            report(**{{name: [timed(lambda: load_pickle(data)),
+                              timed(lambda: safeart.unpickle.restricted_loads(
+                                  data, scanned=ScanResult(target=name)))]}})
+    """, setup=_CPU_CAPPED, timeout=300)
+    for name in longs:
+        assert [outcome for outcome, _ in result.values[name]] == ["UnsafeArtifactError",
+                                                                   "FormatError"], name
+
+
+def test_benign_numbers_scan_clean_and_load() -> None:
+    import decimal
+    import fractions
+
+    for value in (fractions.Fraction(22, 7), fractions.Fraction(10**4000 + 1, 3),
+                  decimal.Decimal("1e10000000"), decimal.Decimal("-1.50"),
+                  decimal.Decimal(10**4000)):
+        data = pickle.dumps(value, protocol=4)
+        assert scan_bytes(data).verdict == "clean", (value, scan_bytes(data).findings)
+        assert load_pickle(data) == value
+        assert restricted_loads(data, scanned=ScanResult(target="n")) == value
+
+
+def test_a_partial_cannot_launder_a_call_past_the_grader() -> None:
+    # safeart's format stores functools.partial with its codec (a 'codec' entry); pickles
+    # importing it stay dangerous: NEWOBJ of a partial over nn.Linear, then REDUCE of it,
+    # would run Linear(2**17, 2**17) where no call grader sees it.
+    data = _bomb("functools_partial_newobj_launder")
+    assert scan_bytes(data).verdict == "dangerous"
+    result = isolated(f"""
+        data = {data!r}
+        report(loads=[outcome(lambda: load_pickle(data)),
+                      outcome(lambda: safeart.unpickle.restricted_loads(data)),
+                      outcome(lambda: safeart.unpickle.restricted_loads(
+                          data, scanned=ScanResult(target="p")))])
+    """, setup=_CAPPED)
+    assert result.values["loads"] == ["UnsafeArtifactError", "PolicyError", "PolicyError"]
+    assert result.grew_mb < BOMB_BOUND_MB

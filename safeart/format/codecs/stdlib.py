@@ -149,12 +149,25 @@ def _dec_decimal(state: Any, version: int) -> decimal.Decimal:
     return value
 
 
+def _terms(num: int, den: int) -> tuple[int, int]:
+    """``(num, den)`` when each has at most ``sys.get_int_max_str_digits()`` digits, else a
+    ValueError: ``Fraction(num, den)`` runs a quadratic gcd (two 3-million-bit terms: ~15 s).
+    CPython's own bound, checked by ``str()`` before it converts anything; pickle writes a
+    Fraction as that string, so no Fraction a pickle holds is refused."""
+    str(num), str(den)
+    return num, den
+
+
 def _enc_fraction(f: fractions.Fraction) -> tuple:
-    return (f.numerator, f.denominator)
+    try:
+        return _terms(f.numerator, f.denominator)
+    except ValueError as exc:
+        raise EncodeError(f"a Fraction term is too long: {exc}", hint="raise the bound with "
+                          "sys.set_int_max_str_digits() where it is written and loaded") from None
 
 
 def _dec_fraction(state: Any, version: int) -> fractions.Fraction:
-    num, den = _ints(_state(state, 2, "Fraction"), "Fraction")
+    num, den = _terms(*_ints(_state(state, 2, "Fraction"), "Fraction"))
     if den <= 0:
         raise ValueError("a Fraction's denominator must be positive")
     value = fractions.Fraction(num, den)
