@@ -7,7 +7,8 @@
     safeart verify TARGET... [--trust-key PUBLIC.pem]... [--format text|json]
 
 ``verify`` takes Metaflow pathspecs (``Flow/run``, ``Flow/run/step``,
-``Flow/run/step/task[:name]``) and files (a path that exists: its ``<file>.sig`` sidecar).
+``Flow/run/step/task[:name]``) and files (a path that exists: its ``<file>.sig`` sidecar; a
+folder: every ``*.safetensors`` file under it).
 Trust keys: every ``--trust-key``, else ``$SAFEART_TRUST_KEYS``; signing key: ``--key``,
 else ``$SAFEART_SIGNING_KEY``.
 
@@ -48,7 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "<file>.sig sidecar is checked.",
     )
     p.add_argument("targets", nargs="+", metavar="TARGET",
-                   help="Flow/run, Flow/run/step, Flow/run/step/task[:name], or a file")
+                   help="Flow/run, Flow/run/step, Flow/run/step/task[:name], a file, or a "
+                   "folder of exported *.safetensors files")
     p.add_argument("--trust-key", action="append", default=[], metavar="PUBLIC.pem",
                    help="a trusted public key (repeatable; default $SAFEART_TRUST_KEYS)")
     p.add_argument("--format", choices=["text", "json"], default="text")
@@ -154,17 +156,23 @@ def _verifier(paths: list[str]) -> "Verifier":
 
 
 def _verify_file(target: str, verifier: "Verifier") -> "RunVerification":
-    """One file's sidecar check, as a one-row verification (the file's bytes are covered
-    by the signature: a changed file fails as ``bad-signature``)."""
+    """Sidecar checks as rows: the file, or every ``*.safetensors`` under a folder (an export
+    directory). The signature covers the bytes: a changed file fails as ``bad-signature``."""
+    from pathlib import Path
+
     from .errors import IntegrityError
     from .files import verify_file
     from .runverify import Checked, RunVerification
 
-    try:
-        done = verify_file(target, verifier)
-    except IntegrityError as err:
-        row = Checked(target, "file", "unverified", err.reason, err.key_id,
-                      f"{err.message} (hint: {err.hint})")
-    else:
-        row = Checked(target, "file", "ok", "ok", done.key_id)
-    return RunVerification(checked=[row])
+    root = Path(target)
+    files = sorted(root.rglob("*.safetensors")) if root.is_dir() else [root]
+    result = RunVerification()
+    for path in files:
+        try:
+            done = verify_file(path, verifier)
+        except IntegrityError as err:
+            result.checked.append(Checked(str(path), "file", "unverified", err.reason,
+                                          err.key_id, f"{err.message} (hint: {err.hint})"))
+        else:
+            result.checked.append(Checked(str(path), "file", "ok", "ok", done.key_id))
+    return result

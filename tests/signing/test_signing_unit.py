@@ -293,6 +293,14 @@ def test_cli_keygen_sign_and_verify_a_file(tmp_path: Path, capsys: pytest.Captur
     assert f"FAILED {model}: signature check failed" in out and "bad-signature" in out
     assert _cli("verify", str(model)) == 2  # no trust keys anywhere
     assert "no trust keys" in capsys.readouterr().err
+    other = tmp_path / "sub" / "head.safetensors"
+    other.parent.mkdir()
+    other.write_bytes(BLOB)
+    assert _cli("sign", str(other), "--key", str(key)) == 0
+    assert _cli("verify", str(tmp_path), "--trust-key", public) == 1  # a folder: every file
+    out = capsys.readouterr().out
+    assert f"{other}  file" in out and f"FAILED {model}:" in out and "2 artifacts, 1 failed" in out
+    assert _cli("verify", str(other.parent), "--trust-key", public) == 0
 
 
 def test_arbitrary_records_only_ever_raise_integrity_errors(signer: Signer, verifier: Verifier) -> None:
