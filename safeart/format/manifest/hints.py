@@ -4,7 +4,6 @@ alternative, a subclass of a type a codec handles)."""
 
 from __future__ import annotations
 
-import functools
 import sys
 import sysconfig
 import types
@@ -53,7 +52,6 @@ def reference_name(obj: Any) -> tuple[str, str] | str:
 
 #: Library types pickle rebuilds by calling a function, and what to store instead.
 _ALTERNATIVES = {
-    "functools.partial": "store the function and its arguments separately",
     "torch._C.Generator": "store generator.get_state() (a uint8 tensor); set_state() on load",
     "numpy.random._generator.Generator": "store rng.bit_generator.state (a plain dict)",
     "numpy.random.mtrand.RandomState": "store rs.get_state(legacy=False) (a plain dict)",
@@ -94,6 +92,4 @@ def refusal(obj: Any) -> tuple[str, str] | None:
     if isinstance(obj, types.ModuleType):
         return (f"module {obj.__name__}: modules cannot be stored",
                 "store data only; import the module in code on load")
-    if isinstance(obj, functools.partial):
-        return ("functools.partial objects cannot be stored", _ALTERNATIVES["functools.partial"])
     return None
