@@ -26,25 +26,16 @@ list literal handed to ``set``) is bounded by the input size and never charged, 
 does not bound model size: real pickles call ``numpy``'s ``_reconstruct`` with shape ``(0,)``
 and fill arrays from their own bytes.
 
-Numbers are charged in digits instead: ``Fraction('1e10000000')`` builds ``10**10000000``
-(seconds of CPU from 20 bytes, forever for an exponent of 4300 digits),
-``Fraction(Decimal('1e10000000'))`` the same through ``as_integer_ratio``, ``Decimal(n)`` of
-a 3-million-bit int takes ~17 s (quadratic conversion) and ``Fraction(a, b)`` of two big ints
-a quadratic gcd. The bound is CPython's own for ``int('9' * 4301)``:
-``sys.get_int_max_str_digits()`` decimal digits (4300 by default; 0 lifts it) for the
-largest number a call builds. Real pickles spell these values ``Fraction('22/7')`` and
-``Decimal('1.5')``, far below it.
+Number types are charged in decimal digits instead (:mod:`.digits`: ``Fraction('1e10000000')``
+costs CPU, not memory) against CPython's own bound for ``int('9' * 4301)``,
+``sys.get_int_max_str_digits()``.
 
 Findings have kind ``resource`` and grade ``unknown``: not code execution, still refused.
 """
 
 from __future__ import annotations
 
-import decimal
-import fractions
-import numbers
 import operator
-import re
 import reprlib
 import sys
 from dataclasses import dataclass
@@ -53,6 +44,7 @@ from typing import Any, Callable, Optional
 from ..limits import Limits
 from ..policy import Grade, Policy
 from .context import ScanContext
+from .digits import DIGIT_COUNTS, argument as _arg
 from .stubs import UNNAMED, DTypeRecord, stub_name
 
 __all__ = ["CHARGED", "ITEM_BYTES", "Excess", "CallGrader", "check_call", "entry_kind",
@@ -189,10 +181,6 @@ def _reconstruct(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | Non
     return _array(args[1], args[2] if len(args) > 2 else None, 1) if len(args) > 1 else None
 
 
-def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, key: str) -> Any:
-    return args[i] if len(args) > i else kwargs.get(key)
-
-
 def _mareconstruct(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | None:
     # numpy.ma's _mareconstruct(subtype, baseclass, baseshape, basetype): data plus a mask
     return _array(args[2], args[3] if len(args) > 3 else None, 1, 1) if len(args) > 2 else None
@@ -222,70 +210,18 @@ def _torch_factory(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | N
     return _array(size, kwargs.get("dtype"), 4)
 
 
-#: An exponent at the end of a number string, as ``Fraction`` and ``Decimal`` read it (``\d``:
-#: any Unicode digit, as ``int()`` accepts; ``_`` between digits).
-_EXPONENT = re.compile(r"[eE]([-+]?\d+(?:_\d+)*)\s*\Z")
-
-
-def _int_digits(n: int) -> int:
-    """Decimal digits of ``n`` (at least; from its bit length, no conversion)."""
-    return abs(n).bit_length() * 30103 // 100_000 + 1
-
-
-def _text_digits(text: str) -> int | None:
-    """Digits of the largest integer ``Fraction(text)`` builds: each part of ``'n/d'`` is
-    parsed by ``int()`` (bounded by CPython itself), a decimal or exponent form makes
-    ``10**(decimals + exponent)`` first. None: an exponent too long for ``int()``."""
-    if "/" in text:
-        return 0
-    found = _EXPONENT.search(text)
-    try:
-        exponent = abs(int(found.group(1))) if found else 0
-    except ValueError:  # more than the digit limit: 10**exponent is beyond any bound
-        return None
-    return len(text) + exponent
-
-
-def _number_digits(value: Any) -> int | None:
-    """Digits of the largest integer ``Fraction`` builds from one argument; None when the
-    argument does not bound it (a stub: the result of another call)."""
-    if value is None or isinstance(value, (bool, float)):
-        return 0
-    if isinstance(value, str):
-        return _text_digits(value)
-    if isinstance(value, int):
-        return _int_digits(value)
-    if isinstance(value, decimal.Decimal):  # as_integer_ratio builds 10**exponent
-        _, digits, exponent = value.as_tuple()
-        return len(digits) + abs(exponent) if type(exponent) is int else 0  # NaN, Infinity
-    if isinstance(value, numbers.Rational):
-        parts = (value.numerator, value.denominator)
-        return max(map(_int_digits, parts)) if all(type(p) is int for p in parts) else None
-    return None
-
-
-def _fraction(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | None:
-    # Fraction(numerator=0, denominator=None): the largest integer it builds, in digits
-    values = (_arg(args, kwargs, 0, "numerator"), _arg(args, kwargs, 1, "denominator"))
-    counts = [_number_digits(v) for v in values]
-    shown = short(values[0]) if values[1] is None else short(values)
-    return (None if None in counts else max(counts)), shown  # type: ignore[type-var]
-
-
-_LINEAR_DECIMALS = (str, float, tuple, decimal.Decimal, fractions.Fraction)
-
-
-def _decimal(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | None:
-    # Decimal(value="0", context=None): from an int, a quadratic conversion to decimal
-    value = _arg(args, kwargs, 0, "value")
-    if value is None or isinstance(value, _LINEAR_DECIMALS):
-        return None  # parsed or copied in linear time (a Fraction is a TypeError)
-    return (_int_digits(value) if isinstance(value, int) else None), short(value)
+def _in_digits(count: Callable[[tuple[Any, ...], dict[str, Any]], Optional[int]]) -> Callable[
+        [tuple[Any, ...], dict[str, Any]], Optional[Request]]:
+    """A charge in decimal digits (:mod:`.digits`): 0 digits charges nothing."""
+    def charge(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request | None:
+        found = count(args, kwargs)
+        return None if found == 0 else (found, short(args[0] if len(args) == 1 else args))
+    return charge
 
 
 #: Callables charged in decimal digits of the numbers they build (against
 #: ``sys.get_int_max_str_digits()``), not in bytes.
-_NUMBERS = {"fractions.Fraction": _fraction, "decimal.Decimal": _decimal}
+_NUMBERS = {name: _in_digits(count) for name, count in DIGIT_COUNTS.items()}
 
 #: Allocating callables by the name a pickle imports -> what a call asks for. A name here is
 #: charged when a policy allows it as a ``callable`` entry (the defaults allow the first
