@@ -69,6 +69,11 @@ def _class(codes: list[int]) -> bytes:
     return b"[" + b"".join(re.escape(bytes([c])) for c in codes) + b"]"
 
 
+def _any(n: int) -> bytes:
+    """``n`` bytes, whatever they are (spelled out when short: the engine runs that faster)."""
+    return b"." * n if n < 10 else b".{%d}" % n
+
+
 def _plain_alternatives(repeat_bare: bytes) -> bytes:
     """One plain opcode, as alternatives by argument layout (bare opcodes first, followed by
     ``repeat_bare``; lines, rare past protocol 0, last)."""
@@ -83,12 +88,12 @@ def _plain_alternatives(repeat_bare: bytes) -> bytes:
         if kind == NONE:
             alts.append(head + repeat_bare)
         elif kind == FIXED:
-            alts.append(head + b".{%d}" % size)
+            alts.append(head + _any(size))
         elif kind == LINE:
             alts.append(head + b"[^\n]*\n")
         else:  # a count prefix: each length below 256 spelled out, longer ones walked alone
             zeros = b"\x00" * (abs(size) - 1)
-            lengths = b"|".join(re.escape(bytes([n]) + zeros) + b".{%d}" % n for n in range(256))
+            lengths = b"|".join(re.escape(bytes([n]) + zeros) + _any(n) for n in range(256))
             alts.append(head + b"(?:" + lengths + b")")
     # LONG_BINPUT below 1024: the walker's bound on memo indexes (the opcode count + 1024)
     # holds whatever the count.
@@ -96,15 +101,17 @@ def _plain_alternatives(repeat_bare: bytes) -> bytes:
     return b"(?:" + b"|".join(alts) + b")"
 
 
-_ONE = re.compile(_plain_alternatives(b""), re.DOTALL)
 #: A run of plain opcodes (possibly empty); ``RUN.match(buf, pos, endpos).end()``. (Possessive:
 #: the parse is unique, so there is nothing to backtrack to.)
 RUN = re.compile(_plain_alternatives(b"++") + b"*+", re.DOTALL)
+_ONE: list[re.Pattern[bytes]] = []  # one plain opcode: compiled when first counted
 
 
 def count_opcodes(buf: object, start: int, end: int) -> int:
     """How many opcodes the run ``buf[start:end]`` (matched by :data:`RUN`) holds."""
-    return _ONE.subn(b"", buf[start:end])[1]  # type: ignore[index]
+    if not _ONE:
+        _ONE.append(re.compile(_plain_alternatives(b""), re.DOTALL))
+    return _ONE[0].subn(b"", buf[start:end])[1]  # type: ignore[index]
 
 
 def c_int(line: bytes) -> int:
