@@ -108,7 +108,7 @@ def scan_run(
     policy = resolve_policy(policy)
     spec = parse_pathspec(pathspec)
     names = check_artifact_names(artifacts or ()) + ((spec.artifact,) if spec.artifact else ())
-    listed = spec.run is None and not latest and last is None  # every run of the flow
+    listed = spec.run is None and not latest  # many runs of the flow: list it once
     store = RunDatastore(jobs=jobs, listed=listed, record_cache=cache)
     tasks = resolve_tasks(spec, latest=latest, last=last, all_namespaces=all_namespaces,
                           policy=policy, store=store)

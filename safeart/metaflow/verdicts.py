@@ -12,7 +12,7 @@ stored as the object the listing described by ``identity``, analysed as ``analys
 
 * ``sha``: Metaflow's content address (sha1 of the blob's bytes) and ``where`` (datastore
   type, root and flow);
-* ``identity``: with a datastore listing (``safeart scan --all``, all runs of a flow; see
+* ``identity``: with a datastore listing (``safeart scan --all``, runs of a flow; see
   :mod:`safeart.metaflow.listing`), what the listing says of the stored object -- S3 size,
   ETag and LastModified, or local size, mtime, ctime and inode -- so a blob rewritten in
   place under its old key is fetched and scanned again; "" for a scan without a listing;
