@@ -155,6 +155,8 @@ def fetch(record: StoredArtifact, *, store: RunDatastore | None = None) -> Fetch
 
     Raises:
         FormatError: the blob is missing, cannot be unpacked, or cannot be read.
+        IntegrityError: trust keys are configured and the blob's signature does not verify
+            for this flow, run and artifact name.
     """
     (blob,) = (store or RunDatastore()).fetch([record])
     if blob.data is None:
@@ -162,6 +164,9 @@ def fetch(record: StoredArtifact, *, store: RunDatastore | None = None) -> Fetch
             f"cannot read the stored blob {record.sha} ({blob.problem}): {blob.message}",
             artifact=record.pathspec,
         )
+    from .reading import check_signature  # no-op unless $SAFEART_TRUST_KEYS is set
+
+    check_signature(record, blob.data)
     return blob
 
 
