@@ -527,10 +527,10 @@ def test_export_signs_the_file_when_a_signing_key_is_set(
 
     pair = keygen(tmp_path / "key.pem")
     monkeypatch.setenv(SIGNING_KEY_ENV, str(pair.private_path))
-    monkeypatch.setenv(TRUST_KEYS_ENV, str(pair.public_path))
-    with runs.env.client():
+    with runs.env.client():  # the run's artifacts are unsigned: no trust keys while reading
         signed = safeart.export(f"{start}:inputs", tmp_path / "signed")
     assert signed.signature == Path(f"{signed.path}.sig")
+    monkeypatch.setenv(TRUST_KEYS_ENV, str(pair.public_path))
     assert verify_file(signed.path).key_id == pair.key_id
 
 
