@@ -1,5 +1,7 @@
 """The guarded load of pickled bytes: scan, refuse unless clean, then restricted unpickle.
 
+(:func:`load_torch_file` does the same for ``torch.save`` zip checkpoints.)
+
 Every pickled artifact safeart loads goes through :func:`load_pickle`, whoever asks
 (:func:`safeart.load`, :func:`safeart.export`, :func:`safeart.convert` of pickle files, or
 Metaflow's own reads while enforcement is on)::
@@ -27,15 +29,17 @@ here (``$SAFEART_ENFORCE``, :func:`safeart.metaflow.enforce`) live in
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import UnsafeArtifactError
-from .policy import Grade, Policy, resolve_policy
+from .policy import AllowSpec, Grade, Policy, resolve_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .scan import Finding, ScanResult
 
-__all__ = ["load_pickle", "refuse_unless_clean"]
+__all__ = ["load_pickle", "load_torch_file", "refuse_unless_clean"]
 
 #: Findings listed in an error message (the rest is counted; all are in ``report``).
 _SHOWN = 5
@@ -65,15 +69,69 @@ def load_pickle(
             analyse everything); nothing was unpickled.
         PolicyError, FormatError: the restricted load refused or failed.
     """
-    from .scan import scan_bytes
     from .unpickle import restricted_loads
 
     policy = resolve_policy(policy)
+    result = _scan_or_refuse(data, policy, artifact, findings)
+    return restricted_loads(data, policy=policy, artifact=artifact, device=device,
+                            scanned=result)
+
+
+def load_torch_file(
+    source: "str | os.PathLike[str] | bytes",
+    *,
+    policy: Policy | None = None,
+    allow: Iterable[AllowSpec] = (),
+    device: Any = None,
+    artifact: str | None = None,
+) -> Any:
+    """Load a ``torch.save`` zip checkpoint like ``torch.load(source, weights_only=True)``,
+    after a clean scan, never running ``torch.load``::
+
+        state = load_torch_file("model.pt")            # a state_dict, an optimizer state ...
+        model.load_state_dict(state)
+
+    The whole file is scanned (every member, by content) and refused exactly as
+    :func:`load_pickle` refuses; then :func:`safeart.unpickle.restricted_load_torch_zip`
+    reads *the same bytes*: ``data.pkl`` with the restricted unpickler under the same
+    policy, storages from the archive's records (dtype from the storage type, sizes checked
+    before allocating, byte order honoured).
+
+    Args:
+        source: A path, or the file's bytes.
+        policy: The allowlist; default ``$SAFEART_POLICY`` or the built-in one. ``allow``:
+            extra classes on top of it (:func:`safeart.policy.resolve_policy`).
+        device: Where storages go (``"cuda:0"``), like ``map_location``; the CPU if None
+            (the device a storage was saved from is not used).
+        artifact: What to call the file in errors; default: the path.
+
+    Raises:
+        UnsafeArtifactError: the scan found something above "allowed"; nothing was unpickled.
+        PolicyError, FormatError: the restricted load refused or failed (not a ``torch.save``
+            checkpoint, a storage record missing or of the wrong size, ...).
+    """
+    from .unpickle import restricted_load_torch_zip
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        data = Path(source).read_bytes()
+        artifact = artifact or os.fspath(source)
+    policy = resolve_policy(policy, allow)
+    result = _scan_or_refuse(data, policy, artifact, ())
+    return restricted_load_torch_zip(data, policy=policy, artifact=artifact, device=device,
+                                     scanned=result)
+
+
+def _scan_or_refuse(data: bytes, policy: Policy, artifact: str | None,
+                    findings: Iterable["Finding"]) -> "ScanResult":
+    """Scan ``data`` (with the caller's ``findings`` first); refuse unless clean."""
+    from .scan import scan_bytes
+
     result = scan_bytes(data, policy=policy, name=artifact or "<bytes>")
     result.findings[:0] = list(findings)
     refuse_unless_clean(result, policy, artifact)
-    return restricted_loads(data, policy=policy, artifact=artifact, device=device,
-                            scanned=result)
+    return result
 
 
 def refuse_unless_clean(result: "ScanResult", policy: Policy, artifact: str | None) -> None:

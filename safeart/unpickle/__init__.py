@@ -50,6 +50,11 @@ Why ``torch.storage._load_from_bytes`` is replaced
     restricted unpicklers under the same policy and builds storages from the raw bytes
     without allocating more than the payload holds.
 
+``torch.save`` zip checkpoints
+    :func:`restricted_load_torch_zip` reads them (:mod:`safeart.unpickle.torch_zip`): the
+    archive's ``data.pkl`` with the same restricted unpickler and session, its storages
+    built from the archive's records with the legacy reader's storage helpers.
+
 Errors: refusals are :class:`~safeart.errors.PolicyError` (naming the global, the artifact
 and how to allow it); malformed bytes are :class:`~safeart.errors.FormatError`; anything
 else raised while rebuilding objects is wrapped in a FormatError naming the artifact.
@@ -70,7 +75,7 @@ _UNNAMED = stub_name(UNNAMED)
 if TYPE_CHECKING:  # pragma: no cover
     from ..scan import ScanResult
 
-__all__ = ["restricted_loads"]
+__all__ = ["restricted_load_torch_zip", "restricted_loads"]
 
 
 def restricted_loads(
@@ -108,13 +113,7 @@ def restricted_loads(
             ``Limits.max_alloc_bytes``, or nested torch payloads are deeper than
             ``Limits.max_nesting``.
     """
-    policy = resolve_policy(policy)
-    if scanned is None:
-        from ..scan import scan_bytes
-
-        scanned = scan_bytes(data, policy=policy, name=artifact or "<bytes>")
-    session = LoadSession(policy, artifact, device, _unbounded_calls(scanned, artifact),
-                          checked=frozenset(scanned.globals))
+    session = _session(data, policy, artifact, device, scanned)
     size = memoryview(data).nbytes
     stream = io.BytesIO(data)
 
@@ -125,6 +124,47 @@ def restricted_loads(
         return result
 
     return session.guard("pickle", load)
+
+
+def restricted_load_torch_zip(
+    data: bytes | bytearray,
+    *,
+    policy: Policy | None = None,
+    artifact: str | None = None,
+    device: Any = None,
+    scanned: "ScanResult | None" = None,
+) -> Any:
+    """Scan ``data``, a ``torch.save`` zip checkpoint, then rebuild what
+    ``torch.load(data, weights_only=True)`` returns with the restricted unpickler: its
+    ``data.pkl`` under ``policy``, with :func:`restricted_loads`' bounds, and its storages
+    from the archive's records (:mod:`safeart.unpickle.torch_zip`); torch.load never runs.
+
+    Arguments as for :func:`restricted_loads`; ``scanned`` is the scan of the whole file.
+
+    Raises:
+        PolicyError: ``data.pkl`` names a global (or a storage type) the policy does not allow.
+        FormatError: not a ``torch.save`` checkpoint, or one zip readers would read
+            differently, a storage record missing or of the wrong size, a persistent id of
+            another shape; every message names the record or member.
+        LimitExceeded: as for :func:`restricted_loads`.
+    """
+    from .torch_zip import load_torch_zip
+
+    session = _session(data, policy, artifact, device, scanned)
+    return session.guard("torch checkpoint", lambda: load_torch_zip(data, session))
+
+
+def _session(data: bytes | bytearray | memoryview, policy: Policy | None,
+             artifact: str | None, device: Any, scanned: "ScanResult | None") -> LoadSession:
+    """The load session of ``data``: the resolved policy, with what the scan of ``data``
+    (made here unless handed in) leaves for the load to enforce."""
+    policy = resolve_policy(policy)
+    if scanned is None:
+        from ..scan import scan_bytes
+
+        scanned = scan_bytes(data, policy=policy, name=artifact or "<bytes>")
+    return LoadSession(policy, artifact, device, _unbounded_calls(scanned, artifact),
+                       checked=frozenset(scanned.globals))
 
 
 def _unbounded_calls(scanned: "ScanResult", artifact: str | None) -> dict[str, str]:
