@@ -9,6 +9,7 @@ Public API::
     model = safeart.load_file("serving/model.safetensors", allow=[Net])  # no Metaflow
 
     safeart.convert("legacy.pkl", "model.safetensors", allow=[Net])   # pickle file, no Metaflow
+    state = safeart.load_torch_file("model.pt")            # torch.save checkpoint, scanned first
     report = safeart.scan_run("TrainFlow/1234")                        # scan a run's artifacts
 
 Which policy applies when none is passed, everywhere: the ``policy=`` argument, else the
@@ -62,6 +63,7 @@ __all__ = [
     "load",
     "load_file",
     "load_policy",
+    "load_torch_file",
     "loads",
     "save_file",
     "scan_bytes",
@@ -78,6 +80,7 @@ _LAZY = {
     "convert": ".transfer.convert",
     "export": ".transfer.export",
     "load": ".metaflow.loader",
+    "load_torch_file": ".guard",
     "scan_run": ".metaflow.runscan",
 }
 

@@ -19,7 +19,7 @@ TOP_LEVEL = (
     "FORMAT_VERSION AuditReport ClassRef ConfigError EncodeError FormatError Grade "
     "LimitExceeded Limits Policy PolicyError Rule SafeartError ScanReport ScanResult "
     "UnsafeArtifactError UnsupportedVersion audit convert dumps export is_safeart load "
-    "load_file load_policy loads save_file scan_bytes scan_path scan_run"
+    "load_file load_policy load_torch_file loads save_file scan_bytes scan_path scan_run"
 ).split()
 #: Top-level packages and safeart subpackages a light import must not load.
 HEAVY = ("numpy", "torch", "metaflow", "safeart.format", "safeart.scan", "safeart.metaflow")
@@ -45,12 +45,13 @@ def test_each_top_level_name_resolves(name: str) -> None:
 
 def test_lazy_names_are_the_objects_of_their_home_modules() -> None:
     from safeart.format import loads
+    from safeart.guard import load_torch_file
     from safeart.metaflow.runscan import scan_run
     from safeart.transfer.convert import convert
     from safeart.transfer.export import export
 
-    assert (safeart.loads, safeart.scan_run, safeart.convert, safeart.export) == (
-        loads, scan_run, convert, export)
+    assert (safeart.loads, safeart.scan_run, safeart.convert, safeart.export,
+            safeart.load_torch_file) == (loads, scan_run, convert, export, load_torch_file)
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:

@@ -1,12 +1,14 @@
-"""Convert a pickle file into a safeart file (no Metaflow involved).
+"""Convert a pickle file or a ``torch.save`` checkpoint into a safeart file (no Metaflow).
 
 ::
 
     safeart.convert("model.pkl", "model.safetensors", allow=[Net])
+    safeart.convert("model.pt", "model.safetensors")        # a torch.save zip (state_dict ...)
     model = safeart.load_file("model.safetensors", allow=[Net])
 
-The pickle is scanned and loaded with the restricted unpickler
-(:func:`safeart.guard.load_pickle`; an unclean scan refuses it), then encoded with
+The file is scanned and loaded with the restricted unpickler (an unclean scan refuses it):
+a zip (``torch.save``'s format) by :func:`safeart.guard.load_torch_file`, anything else as
+one pickle by :func:`safeart.guard.load_pickle`. The object is then encoded with
 :func:`safeart.save_file`: the file-to-file twin of :func:`safeart.export`, which does the
 same for an artifact a Metaflow run stored. When ``$SAFEART_SIGNING_KEY`` names a key,
 both sign what they wrote (a detached ``<file>.sig``, :func:`safeart.signing.sign_file`).
@@ -18,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..guard import load_pickle
+from ..guard import load_pickle, load_torch_file
 from ..policy import AllowSpec, Policy, resolve_policy
 
 __all__ = ["convert", "sign_written"]
@@ -31,13 +33,13 @@ def convert(
     allow: Iterable[AllowSpec] = (),
     policy: Policy | None = None,
 ) -> Path:
-    """Turn a pickle file into a safeart file, after a clean scan and a restricted load.
+    """Turn a pickle file or a ``torch.save`` checkpoint into a safeart file, after a clean
+    scan and a restricted load.
 
     Args:
         source: A plain pickle (``pickle.dump`` output, any protocol), e.g. a legacy model
-            file. ``torch.save`` checkpoints are zip archives, not plain pickles: load
-            those with ``torch.load(weights_only=True)`` and write them with
-            :func:`safeart.save_file`.
+            file, or a ``torch.save`` zip checkpoint (told apart by content; torch.load is
+            never called). Legacy non-zip ``torch.save`` files are not read.
         destination: The safeart file to write (written only once the object is encoded).
         allow: Extra classes to allow on top of ``policy``; ``policy``: the base policy,
             default ``$SAFEART_POLICY`` or the built-in allowlist
@@ -53,7 +55,10 @@ def convert(
     from ..format import save_file
 
     data = Path(source).read_bytes()
-    obj = load_pickle(data, policy=resolve_policy(policy, allow), artifact=os.fspath(source))
+    # torch.save writes a zip: a local file header first (a pickle opening so would open
+    # with a persistent id, which load_pickle refuses anyway).
+    load = load_torch_file if data.startswith(b"PK\x03\x04") else load_pickle
+    obj = load(data, policy=resolve_policy(policy, allow), artifact=os.fspath(source))
     del data
     save_file(obj, destination, name=Path(source).stem)
     sign_written(destination)

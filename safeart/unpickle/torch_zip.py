@@ -48,7 +48,7 @@ from .torch_legacy import (
     storage_ref,
 )
 
-__all__ = ["load_torch_zip", "is_zip"]
+__all__ = ["load_torch_zip"]
 
 #: Records of a ``torch.save`` checkpoint besides ``data.pkl`` and ``data/<key>``.
 _RECORDS = ("byteorder", "version")
@@ -56,11 +56,6 @@ _RECORDS = ("byteorder", "version")
 _CHUNK = 1 << 22
 _HINT = ("re-create the checkpoint with torch.save from trusted code; do not load it with "
          "torch.load(weights_only=False)")
-
-
-def is_zip(data: bytes | bytearray) -> bool:
-    """Does ``data`` open like a zip archive (``torch.save`` output does)?"""
-    return bytes(data[:4]) in (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def load_torch_zip(data: bytes | bytearray, session: LoadSession) -> Any:
