@@ -12,8 +12,6 @@ import importlib
 import sys
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["lazy_names"]
-
 
 def lazy_names(
     package: str, names: Mapping[str, str], public: Iterable[str]

@@ -49,7 +49,6 @@ from .scan import ScanReport, collect_files, render, scan_file
 from .scan.render import FORMATS
 from .signing.cli import add_parser as _register_signing
 
-__all__ = ["main", "SUBCOMMANDS", "RESOLVERS", "Resolver"]
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 

@@ -16,17 +16,6 @@ enough context to act on: *where* (artifact pathspec and object path inside it),
 
 from __future__ import annotations
 
-__all__ = [
-    "SafeartError",
-    "PolicyError",
-    "EncodeError",
-    "FormatError",
-    "LimitExceeded",
-    "UnsupportedVersion",
-    "UnsafeArtifactError",
-    "ConfigError",
-]
-
 
 class SafeartError(Exception):
     """Base class of every safeart error.

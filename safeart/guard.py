@@ -39,7 +39,6 @@ from .policy import AllowSpec, Grade, Policy, resolve_policy
 if TYPE_CHECKING:  # pragma: no cover
     from .scan import Finding, ScanResult
 
-__all__ = ["load_pickle", "load_torch_file", "refuse_unless_clean"]
 
 #: Findings listed in an error message (the rest is counted; all are in ``report``).
 _SHOWN = 5

@@ -13,7 +13,6 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Limits"]
 
 _MiB = 1 << 20
 _GiB = 1 << 30

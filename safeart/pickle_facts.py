@@ -21,18 +21,6 @@ import pickle
 from types import MappingProxyType
 from typing import Mapping, Union
 
-__all__ = [
-    "HIGHEST_PROTOCOL",
-    "compat_name",
-    "proto_header",
-    "TORCH_LEGACY_MAGIC",
-    "TORCH_LEGACY_PROTOCOL",
-    "TORCH_RECORD_COUNT_BYTES",
-    "TORCH_DTYPE_ITEMSIZE",
-    "TORCH_LEGACY_STORAGE_TYPES",
-    "TORCH_ZIP_STORAGE_TYPES",
-    "storage_itemsize",
-]
 
 #: The highest protocol this interpreter's unpickler reads; a PROTO opcode declaring more
 #: makes ``pickle.loads`` raise before anything else.

@@ -78,3 +78,22 @@ def test_package_all_names_resolve(package: str) -> None:
     module = importlib.import_module(package)
     missing = [name for name in module.__all__ if not hasattr(module, name)]
     assert missing == []
+
+
+def test_only_package_inits_declare_all() -> None:
+    """The public surface is each package ``__init__``'s ``__all__``; a module declares none."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(safeart.__file__).parent
+    declaring = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, ast.AnnAssign) else [])
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                declaring.append(str(path.relative_to(root)))
+    assert declaring == []

@@ -20,7 +20,6 @@ from .fileio import map_file, read_file, write_file
 from .layout import METADATA_KEY, Header, as_view, pack, parse_json, read_header, sniff
 from .report import AuditReport
 
-__all__ = ["FORMAT_VERSION", "dumps", "loads", "save_file", "load_file", "audit", "is_safeart"]
 
 #: The version :func:`dumps` writes.
 FORMAT_VERSION: int = _manifest.VERSION

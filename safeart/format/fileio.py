@@ -16,8 +16,6 @@ from typing import Any, Iterable
 
 from ..errors import FormatError
 
-__all__ = ["map_file", "read_file", "write_file"]
-
 
 def map_file(path: str | os.PathLike[str]) -> memoryview:
     """A private mapping of the file (``MAP_PRIVATE``): nothing is read until a byte is

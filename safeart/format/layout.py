@@ -25,24 +25,6 @@ import numpy as np
 from ..errors import EncodeError, FormatError, LimitExceeded, SafeartError
 from ..limits import Limits
 
-__all__ = [
-    "METADATA_KEY",
-    "MAX_RANK",
-    "DType",
-    "DTYPES",
-    "ST_BY_TORCH",
-    "ST_BY_NUMPY",
-    "TensorEntry",
-    "Header",
-    "Piece",
-    "as_view",
-    "parse_json",
-    "read_header",
-    "sniff",
-    "array_view",
-    "to_torch",
-    "pack",
-]
 
 #: The ``__metadata__`` key holding the safeart manifest (a JSON string).
 METADATA_KEY = "safeart"

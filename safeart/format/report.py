@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 from ..errors import SafeartError
 
-__all__ = ["ClassRef", "AuditReport"]
-
 
 @dataclass(frozen=True)
 class ClassRef:

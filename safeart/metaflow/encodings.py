@@ -17,15 +17,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-__all__ = [
-    "SAFEART_ENCODING",
-    "SAFEART_PREFIX",
-    "PICKLE_ENCODINGS",
-    "LEGACY_ENCODING",
-    "is_pickle",
-    "is_safeart",
-    "encoding_of",
-]
 
 #: Metaflow ``encoding`` of a safeart artifact: one blob, exactly ``safeart.format.dumps``
 #: output. The blob carries its own format version; this suffix versions the Metaflow

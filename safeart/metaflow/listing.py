@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-__all__ = ["Listing", "list_flow"]
-
 
 @dataclass
 class Listing:

@@ -65,8 +65,6 @@ from .runscan import tampered_finding
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Run, Task
 
-__all__ = ["load", "locate", "fetch", "decode", "check_safeart", "run_succeeded"]
-
 
 def load(
     pathspec: str,

@@ -36,14 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..policy import Policy
     from .stored import RunDatastore
 
-__all__ = [
-    "RunSpec",
-    "parse_pathspec",
-    "is_pathspec",
-    "check_artifact_names",
-    "latest_successful_run",
-    "resolve_tasks",
-]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _ID = r"[^/:\s]+"

@@ -55,7 +55,6 @@ from .encodings import is_pickle, is_safeart
 from ..signing.runverify import metaflow_owned
 from .stored import FetchedBlob, StoredArtifact, StoreRef
 
-__all__ = ["read", "check_signature"]
 
 def read(
     data: bytes | memoryview, encoding: str, serializer_info: Optional[Mapping[str, Any]]

@@ -55,8 +55,6 @@ from .verdicts import Analysis, Outcome, VerdictCache
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Task
 
-__all__ = ["scan_run", "scan_all", "scan_target", "tampered_finding", "PICKLE_ENCODINGS",
-           "SAFEART_ENCODING"]
 
 _Key = tuple[StoreRef, str]
 

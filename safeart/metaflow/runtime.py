@@ -43,22 +43,6 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple, Union
 from ..policy import AllowSpec, Policy
 from . import state
 
-__all__ = [
-    "SUPPORTED_METAFLOW",
-    "unsupported",
-    "install_hooks",
-    "hooks_installed",
-    "install_raw_storage",
-    "raw_storage_installed",
-    "ensure_registered",
-    "opt_in_on_import",
-    "strict",
-    "is_strict",
-    "set_policy",
-    "allowing",
-    "enforce",
-    "is_enforced",
-]
 
 SUPPORTED_METAFLOW = ">=2.19.26,<2.20"
 _VERIFIED = ((2, 19, 26), (2, 20, 0))

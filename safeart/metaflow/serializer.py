@@ -40,12 +40,6 @@ from ..signing.runverify import metaflow_owned as metaflow_name
 from .runtime import SUPPORTED_METAFLOW, hooks_installed
 from .state import ArtifactRef, inherited, is_strict, policy_for
 
-__all__ = [
-    "PickleFallbackWarning",
-    "claims",
-    "serialize",
-    "metaflow_owned",
-]
 
 #: Metaflow types whose values Metaflow itself assigns to artifacts.
 _METAFLOW_TYPES = frozenset(

@@ -42,28 +42,6 @@ from ..errors import SafeartError
 from ..policy import Policy, resolve_policy
 from .encodings import encoding_of, is_safeart
 
-__all__ = [
-    "ArtifactRef",
-    "Loading",
-    "opt_in",
-    "opted_in",
-    "set_strict",
-    "is_strict",
-    "set_enforced",
-    "enforced",
-    "enforcing",
-    "check_enforce_env",
-    "set_process_policy",
-    "scoped_policy",
-    "base_policy",
-    "policy_for",
-    "saving",
-    "loading",
-    "naming_saves",
-    "naming_loads",
-    "inherited",
-    "forget_inherited",
-]
 
 _switches = {"opted_in": False, "strict": False, "enforced": False}
 

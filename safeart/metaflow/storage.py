@@ -57,8 +57,6 @@ from typing import Any, Callable, Collection, Iterable, Iterator
 from ..format.layout import METADATA_KEY
 from ..settings import RAW_STORAGE_ENV, env_flag
 
-__all__ = ["RAW_STORAGE_ENV", "MIN_RAW_BYTES", "MAX_GZIP_GAIN", "enabled", "wants_raw",
-           "replacement", "works"]
 
 #: Smaller safeart blobs stay gzipped (gzip costs < 2 ms there; see benchmarks/RESULTS.md).
 MIN_RAW_BYTES = 64 * 1024

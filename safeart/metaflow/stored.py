@@ -35,8 +35,6 @@ from .listing import Listing, list_flow
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Task
 
-__all__ = ["StoreRef", "StoredArtifact", "FetchedBlob", "RunDatastore", "RecordCache",
-           "DEFAULT_JOBS"]
 
 #: Batches fetched at once by default.
 DEFAULT_JOBS = 8

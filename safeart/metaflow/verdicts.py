@@ -64,14 +64,6 @@ from typing import Any, Literal
 from ..policy import Policy, qualified_name
 from ..scan import Finding
 
-__all__ = [
-    "Analysis",
-    "Outcome",
-    "VerdictCache",
-    "default_cache_path",
-    "policy_fingerprint",
-    "scanner_fingerprint",
-]
 
 #: How a blob is analysed: by the pickle scanner, or by the safeart loader's checks.
 Analysis = Literal["pickle", "safeart"]

@@ -15,7 +15,6 @@ name; or when it traverses attributes below a module of :data:`TRAVERSAL_DENIED`
 
 from __future__ import annotations
 
-__all__ = ["DANGEROUS_MODULES", "DANGEROUS_NAMES", "TRAVERSAL_DENIED", "reason_for"]
 
 #: Modules any of whose attributes can run code, touch files, processes or the network.
 DANGEROUS_MODULES: dict[str, str] = {

@@ -25,8 +25,6 @@ from pathlib import Path
 
 from .model import KIND_BREADTH, Rule
 
-__all__ = ["DEFAULT_RULES", "GENERATED", "GENERATED_DIR", "GENERATED_FAMILIES", "GeneratedList",
-           "read_generated"]
 
 #: Where the generated lists live (shipped as package data).
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"

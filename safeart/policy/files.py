@@ -41,7 +41,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["resolve_policy", "load_policy", "policy_from_mapping", "POLICY_ENV"]
 
 _KEYS = {"allow", "aliases", "include_defaults", "trust_main", "limits"}
 

@@ -42,8 +42,6 @@ from ..errors import ConfigError, PolicyError
 from ..limits import Limits
 from . import dangerous as _dangerous
 
-__all__ = ["Grade", "Rule", "Verdict", "Policy", "AllowSpec", "KINDS", "KIND_BREADTH",
-           "qualified_name"]
 
 Kind = Literal["class", "callable", "reference", "codec"]
 #: Every rule kind, in the order the docs list them.

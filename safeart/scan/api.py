@@ -15,7 +15,6 @@ from .report import ScanReport, ScanResult
 from .safetensors import SUFFIX, scan_safetensors
 from .walker import Buffer
 
-__all__ = ["scan_bytes", "scan_path", "scan_file", "collect_files", "Progress"]
 
 PathArg = Union[str, "os.PathLike[str]"]
 #: ``progress(done, total, current_target)`` is called before each file.

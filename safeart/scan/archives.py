@@ -43,7 +43,6 @@ from .streams import scan_stream
 from .walker import Buffer
 from .zipread import appended_zip, scan_zip
 
-__all__ = ["scan_blob"]
 
 #: numpy.lib.format's default max_header_size.
 _NPY_HEADER_CAP = 10_000

@@ -47,8 +47,6 @@ from .context import ScanContext
 from .digits import DIGIT_COUNTS, argument as _arg
 from .stubs import UNNAMED, DTypeRecord, stub_name
 
-__all__ = ["CHARGED", "ITEM_BYTES", "Excess", "CallGrader", "check_call", "entry_kind",
-           "resource_hint", "range_of"]
 
 #: What materialising one item of a lazily sized iterable costs, roughly: a hash slot or a
 #: pointer plus a fresh int (or tensor) object.

@@ -35,7 +35,6 @@ from ..policy import Grade
 from .context import ScanContext
 from .walker import Buffer
 
-__all__ = ["compressed_format", "decompress", "drain", "Spool", "Zlib", "zfile_start"]
 
 SPOOL_IN_MEMORY = 256 << 20  # decompressed output kept in memory up to this size
 _STEP = 1 << 20

@@ -10,8 +10,6 @@ from ..limits import Limits
 from ..policy import Grade, Policy, Verdict
 from .report import Finding, ScanResult
 
-__all__ = ["ScanContext"]
-
 
 @dataclass
 class ScanContext:

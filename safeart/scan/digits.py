@@ -19,8 +19,6 @@ import numbers
 import re
 from typing import Any, Callable, Optional
 
-__all__ = ["DIGIT_COUNTS", "argument", "decimal_digits", "fraction_digits"]
-
 
 def argument(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, key: str) -> Any:
     """Positional argument ``i`` of a call, or keyword ``key`` (None when neither)."""

@@ -29,7 +29,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DTypeRecord", "WrapperRecord", "Descr", "Plan", "plan", "FAILS", "UNDECIDED"]
 
 #: Outcomes of modelling numpy: the victim raises here, or a stream name decides.
 FAILS, UNDECIDED = "fails", "undecided"

@@ -19,8 +19,6 @@ from __future__ import annotations
 import pickletools
 import re
 
-__all__ = ["NONE", "LINE", "TWO_LINES", "FIXED", "COUNTED", "OPS", "PLAIN_CODES", "RUN",
-           "c_int", "count_opcodes"]
 
 # Argument kinds.
 NONE, LINE, TWO_LINES, FIXED, COUNTED = range(5)

@@ -19,7 +19,6 @@ from .joblib_arrays import UNDECIDED, WrapperRecord, plan
 from .stubs import GuardedReader, StubUnpickler, stub_name
 from .walker import Buffer, ImportOp, Walker
 
-__all__ = ["PickleOutcome", "scan_pickle", "BlobScanner"]
 
 #: How nested payloads are scanned: (ctx, buf, start, end, location, hint) -> None.
 BlobScanner = Callable[[ScanContext, Buffer, int, int, str, str], None]

@@ -7,7 +7,6 @@ from typing import Any, Callable
 
 from .report import KINDS, Finding, ScanReport, ScanResult
 
-__all__ = ["render", "FORMATS"]
 
 _LEVEL = {"dangerous": "error", "unknown": "warning", "allowed": "note"}
 

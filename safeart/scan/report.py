@@ -14,7 +14,6 @@ from typing import Any
 
 from ..policy import Grade
 
-__all__ = ["Finding", "ScanResult", "ScanReport", "KINDS", "verdict_of"]
 
 #: Finding kinds.
 KINDS = {

@@ -26,7 +26,6 @@ from .context import ScanContext
 from .report import Finding
 from .walker import Buffer
 
-__all__ = ["SUFFIX", "audit_findings", "scan_safetensors"]
 
 #: File names ending so promise safetensors content.
 SUFFIX = ".safetensors"

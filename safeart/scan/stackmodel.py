@@ -20,7 +20,6 @@ from .opcodes import COUNTED, FIXED, LINE, NONE, OPS, TWO_LINES, c_int
 if TYPE_CHECKING:
     from .walker import ImportOp
 
-__all__ = ["StackModel", "UNKNOWN"]
 
 UNKNOWN = object()  # a stack value the model does not track
 

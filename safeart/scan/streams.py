@@ -21,7 +21,6 @@ from .stubs import stub_name
 from .walker import Buffer
 from .zipread import appended_zip
 
-__all__ = ["scan_stream"]
 
 _LEGACY_PARTS = ("protocol", "sys_info", "data", "storage keys")
 

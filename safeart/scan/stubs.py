@@ -36,8 +36,6 @@ from ..pickle_facts import compat_name
 from .joblib_arrays import DTypeRecord, WrapperRecord
 from .walker import ImportOp, Walker
 
-__all__ = ["Hooks", "FindClassCall", "GuardedReader", "StubUnpickler", "Opaque", "UNNAMED",
-           "stub_name"]
 
 _HOOKS: contextvars.ContextVar["Hooks"] = contextvars.ContextVar("safeart_scan_hooks")
 #: Size of what CPython reads in place of a large bytes literal (:class:`GuardedReader`).

@@ -36,7 +36,6 @@ from .opcodes import (COUNTED, FIXED, LINE, OPS, PLAIN_CODES, RUN, TWO_LINES, c_
                       count_opcodes)
 from .stackmodel import StackModel
 
-__all__ = ["Buffer", "HOLE_MIN", "ImportOp", "Walker"]
 
 Buffer = Union[bytes, mmap.mmap]
 

@@ -24,7 +24,6 @@ from .compressed import Spool, Zlib, drain
 from .context import ScanContext
 from .walker import Buffer
 
-__all__ = ["scan_zip", "ZipMember", "read_members", "appended_zip"]
 
 _EOCD, _EOCD64, _LOC64 = b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07"
 _CENTRAL, _LOCAL = b"PK\x01\x02", b"PK\x03\x04"

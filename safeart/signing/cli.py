@@ -33,7 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .runverify import RunVerification
     from .signature import Verifier
 
-__all__ = ["add_parser", "verify_command", "sign_command", "keygen_command"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -19,8 +19,6 @@ from ..errors import ConfigError
 from ..settings import SIGNING_KEY_ENV, TRUST_KEYS_ENV, env_path, env_paths
 from .signature import Signer, Verifier
 
-__all__ = ["signer_from_settings", "verifier_from_settings"]
-
 
 def signer_from_settings() -> Signer | None:
     """The signer of ``$SAFEART_SIGNING_KEY``, or None when it is unset.

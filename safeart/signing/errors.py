@@ -12,7 +12,6 @@ from typing import Literal
 
 from ..errors import UnsafeArtifactError
 
-__all__ = ["IntegrityError", "Reason"]
 
 #: Which check failed:
 #:

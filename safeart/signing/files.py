@@ -35,7 +35,6 @@ from ..errors import ConfigError
 from .errors import IntegrityError
 from .signature import Signer, Verifier, digest, file_message
 
-__all__ = ["SIDECAR_SUFFIX", "FileSignature", "sidecar_path", "sign_file", "verify_file"]
 
 SIDECAR_SUFFIX = ".sig"
 _MAX_SIDECAR = 64 * 1024

@@ -31,14 +31,6 @@ except ImportError as exc:  # pragma: no cover -- the dev environment has it
         hint="pip install 'safeart[signing]' (or unset SAFEART_SIGNING_KEY / SAFEART_TRUST_KEYS)",
     ) from exc
 
-__all__ = [
-    "KEY_ID_HEX",
-    "KeyPair",
-    "key_id",
-    "keygen",
-    "load_private_key",
-    "load_public_key",
-]
 
 #: Hex digits of the key id (64 bits: names a key among a few trust keys; the signature,
 #: not the id, is what is checked).

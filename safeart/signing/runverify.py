@@ -24,8 +24,6 @@ from typing import Any, Mapping
 from .errors import IntegrityError
 from .signature import SIG_FIELD, Verifier, digest
 
-__all__ = ["Checked", "RunVerification", "verify_run", "metaflow_owned", "render_text", "as_json"]
-
 
 def metaflow_owned(name: str) -> bool:
     """True for the artifacts Metaflow stores for itself (never signed): ``_``-prefixed

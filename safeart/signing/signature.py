@@ -40,16 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
         Ed25519PublicKey,
     )
 
-__all__ = [
-    "SIG_FIELD",
-    "SIG_VERSION",
-    "ALGORITHM",
-    "digest",
-    "artifact_message",
-    "same_artifact",
-    "Signer",
-    "Verifier",
-]
 
 #: The ``serializer_info`` key holding an artifact's signature record.
 SIG_FIELD = "safeart_sig"

@@ -23,8 +23,6 @@ from typing import Iterable
 from ..guard import load_pickle, load_torch_file
 from ..policy import AllowSpec, Policy, resolve_policy
 
-__all__ = ["convert", "sign_written"]
-
 
 def convert(
     source: str | os.PathLike[str],

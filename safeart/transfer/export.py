@@ -40,8 +40,6 @@ from ..metaflow.stored import RunDatastore
 from ..policy import AllowSpec, Policy, resolve_policy
 from .convert import sign_written
 
-__all__ = ["Exported", "export"]
-
 
 @dataclass(frozen=True)
 class Exported:

@@ -30,8 +30,6 @@ from ..scan.calls import CHARGED, check_call, resource_hint
 if TYPE_CHECKING:  # pragma: no cover
     from .restricted import LoadSession
 
-__all__ = ["BoundedCall", "bounded"]
-
 
 class BoundedCall:
     """``wrapped`` (the allowed callable ``name``), checking each call's arguments first."""

@@ -27,7 +27,6 @@ from ..scan.calls import resource_hint
 from ..scan.walker import Walker
 from .bounded import bounded
 
-__all__ = ["LoadSession", "RestrictedUnpickler", "load_one"]
 
 T = TypeVar("T")
 

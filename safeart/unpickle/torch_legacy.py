@@ -43,10 +43,6 @@ from ..pickle_facts import (
 )
 from .restricted import LoadSession, RestrictedUnpickler, load_one, short_repr
 
-__all__ = [
-    "StorageRef", "StorageTable", "StorageTag", "StorageUnpickler", "load_legacy_stream",
-    "new_storage", "placed", "storage_bytes", "storage_ref",
-]
 
 @dataclass(frozen=True)
 class StorageTag:

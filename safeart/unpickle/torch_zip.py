@@ -48,7 +48,6 @@ from .torch_legacy import (
     storage_ref,
 )
 
-__all__ = ["load_torch_zip"]
 
 #: Records of a ``torch.save`` checkpoint besides ``data.pkl`` and ``data/<key>``.
 _RECORDS = ("byteorder", "version")

@@ -25,8 +25,6 @@ import numpy as np
 from ...errors import EncodeError
 from . import Codec, type_name
 
-__all__ = ["CODECS", "check_array", "check_bool", "check_float", "check_int", "check_keys",
-           "check_state"]
 
 _PLAIN_KINDS = frozenset("biufcmMSU")
 _MAX_RANK = 64

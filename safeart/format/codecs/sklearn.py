@@ -33,7 +33,6 @@ from ...errors import EncodeError
 from . import Codec
 from .numpy_extra import check_array, check_float, check_int, check_keys
 
-__all__ = ["CODECS"]
 
 _LEAF = -1  # sklearn.tree._tree.TREE_LEAF
 _UNDEFINED = -2  # sklearn.tree._tree.TREE_UNDEFINED

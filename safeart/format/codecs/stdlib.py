@@ -25,8 +25,6 @@ from typing import Any, Callable
 from ...errors import EncodeError
 from . import Codec, type_name
 
-__all__ = ["CODECS"]
-
 
 def _state(state: Any, size: int, what: str) -> tuple:
     """``state`` as a tuple of ``size`` items, or a TypeError."""

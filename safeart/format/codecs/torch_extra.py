@@ -6,8 +6,6 @@ from typing import Any
 
 from . import Codec
 
-__all__ = ["CODECS", "BUFFER"]
-
 
 def _encode_buffer(tensor: Any) -> dict:
     return {"data": tensor.detach().requires_grad_(tensor.requires_grad),

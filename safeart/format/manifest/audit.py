@@ -23,7 +23,6 @@ from .schema import (
     REQUIRED, STATE, TORCH_DTYPE, dt_itemsize, format_path,
 )
 
-__all__ = ["audit"]
 
 _LEAVE = object()  # stack marker: the object of a pending node now exists
 Children = list[tuple[Any, Any]]

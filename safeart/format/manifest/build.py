@@ -27,8 +27,6 @@ from ..codecs import codec_named, type_name
 from ..layout import ST_BY_NUMPY, Header, array_view, to_torch
 from .schema import EMPTY, KEY, STATE, format_path
 
-__all__ = ["build"]
-
 
 def build(manifest: dict, header: Header, buf: memoryview, policy: Policy,
           device: Any = None, name: str = "", *, owned: bool = False) -> Any:

@@ -35,7 +35,6 @@ from .hints import (
 )
 from .schema import KEY, STATE, VERSION, format_path
 
-__all__ = ["encode"]
 
 _INT64 = 1 << 63
 _NUMPY_KINDS = frozenset("biufcmMSU")

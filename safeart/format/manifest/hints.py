@@ -11,8 +11,6 @@ from typing import Any
 
 from ..codecs import codec_for_type, type_name
 
-__all__ = ["FUNCTION_TYPES", "REFERENCE_HINT", "STATE_HINTS", "reduce_hint", "reference_name",
-           "refusal"]
 
 FUNCTION_TYPES = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodType,

@@ -12,26 +12,6 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 
-__all__ = [
-    "VERSION",
-    "KINDS",
-    "FIELDS",
-    "REQUIRED",
-    "AFTER_CHILDREN",
-    "MODULE_CONTAINERS",
-    "CLASS_NAME",
-    "NUMPY_DT",
-    "HEX",
-    "FLOAT_BITS",
-    "BASE64",
-    "TORCH_DTYPE",
-    "DEVICE",
-    "STATE",
-    "KEY",
-    "EMPTY",
-    "dt_itemsize",
-    "format_path",
-]
 
 #: The version the writer writes (the newest).
 VERSION = 2

@@ -23,8 +23,6 @@ try:
 except ImportError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-__all__ = ["Unreviewed", "EXCLUDED", "REQUIRED_STDLIB", "RULES", "REASONS_FILE", "reason_for",
-           "excluded"]
 
 #: The reviewed reasons (``[excluded]``, ``[required_stdlib]``, ``[sklearn]``, ``rules``).
 REASONS_FILE = Path(__file__).resolve().with_name("reasons.toml")

@@ -26,8 +26,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-__all__ = ["Fitted", "stdlib_samples", "numpy_samples", "pandas_samples", "sklearn_samples",
-           "sklearn_partial_samples", "sklearn_helpers", "SKLEARN_UNFITTABLE"]
 
 #: Estimators of ``all_estimators()`` that no generic tiny data set can fit, with why.
 SKLEARN_UNFITTABLE: dict[str, str] = {}

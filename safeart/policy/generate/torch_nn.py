@@ -22,7 +22,6 @@ import pkgutil
 
 from .usage import uses
 
-__all__ = ["ACTIVATIONS", "entries"]
 
 _LAYER_REASON = ("torch.nn layer: its state is tensors, submodules and plain config values, "
                  "and Module.__setstate__ only updates __dict__")

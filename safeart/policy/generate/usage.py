@@ -20,7 +20,6 @@ from typing import Any
 
 from ...pickle_facts import compat_name
 
-__all__ = ["CALLED", "NEW", "ARGUMENT", "HELD", "uses"]
 
 CALLED = "called"  #: REDUCE / OBJ / INST target
 NEW = "new"  #: NEWOBJ / NEWOBJ_EX target

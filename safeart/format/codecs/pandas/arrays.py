@@ -29,7 +29,6 @@ from .state import (
     import_pandas,
 )
 
-__all__ = ["DTYPE_KINDS", "decode_array", "encode_array"]
 
 #: numpy dtypes a column may have, by their name (native byte order).
 _NUMPY_DTYPES = frozenset(

@@ -13,9 +13,6 @@ import numpy as np
 from ....errors import EncodeError, FormatError
 from .. import Codec
 
-__all__ = ["DECLARED", "FREQ", "UNITS", "VERSION", "checked_array", "checked_index",
-           "checked_unit", "codec", "declare", "decode_tz", "encode_tz", "fields",
-           "import_pandas"]
 
 #: The version every pandas codec writes and reads.
 VERSION = 1
