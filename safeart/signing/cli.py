@@ -170,8 +170,8 @@ def _verify_file(target: str, verifier: "Verifier") -> "RunVerification":
         try:
             done = verify_file(path, verifier)
         except IntegrityError as err:
-            result.checked.append(Checked(str(path), "file", "unverified", err.reason,
-                                          err.key_id, f"{err.message} (hint: {err.hint})"))
+            result.checked.append(Checked(str(path), "file", "unverified", err.reason, key_id=err.key_id,
+                                          message=f"{err.message} (hint: {err.hint})"))
         else:
-            result.checked.append(Checked(str(path), "file", "ok", "ok", done.key_id))
+            result.checked.append(Checked(str(path), "file", "ok", "ok", key_id=done.key_id))
     return result

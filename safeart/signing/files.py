@@ -69,10 +69,7 @@ def sign_file(path: str | os.PathLike[str], signer: Signer | None = None) -> Fil
     if signer is None:
         from .configured import signer_from_settings
 
-        signer = signer_from_settings()
-        if signer is None:
-            raise ConfigError("no signing key: $SAFEART_SIGNING_KEY is not set",
-                              hint="set it to a private key file (`safeart keygen PATH`)")
+        signer = signer_from_settings(required=True)
     path = Path(path)
     value = _file_digest(path)
     record = signer._record(file_message(path.name, value), file=path.name, digest=value)
@@ -106,10 +103,7 @@ def verify_file(
     if verifier is None:
         from .configured import verifier_from_settings
 
-        verifier = verifier_from_settings()
-        if verifier is None:
-            raise ConfigError("no trust keys: $SAFEART_TRUST_KEYS is not set",
-                              hint="list the signers' public key files in it")
+        verifier = verifier_from_settings(required=True)
     path = Path(path)
     where = str(path)
     record = verifier._trusted(_read_sidecar(sidecar_path(path), where), where, "file")

@@ -16,6 +16,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import ConfigError
 
@@ -111,12 +112,9 @@ def load_private_key(path: str | os.PathLike[str], *, source: str) -> Ed25519Pri
             "secret mount) instead: openssl pkey -in KEY -out PLAIN.pem",
         ) from None
     except ValueError as exc:
-        raise ConfigError(f"{source}: {path} is not a PEM private key: {exc}",
-                          hint="make one with `safeart keygen PATH`") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{source}: {path} holds a {type(key).__name__}, not an Ed25519 key",
-                          hint="safeart signs with Ed25519 keys: `safeart keygen PATH`")
-    return key
+        raise _not_pem(path, source, "private", exc, "make one with `safeart keygen PATH`") from None
+    return _ed25519(key, Ed25519PrivateKey, path, source, "safeart signs with Ed25519 keys: "
+                    "`safeart keygen PATH`")
 
 
 def load_public_key(path: str | os.PathLike[str], *, source: str) -> Ed25519PublicKey:
@@ -126,15 +124,25 @@ def load_public_key(path: str | os.PathLike[str], *, source: str) -> Ed25519Publ
         ConfigError: unreadable, not PEM, or not an Ed25519 public key (a private key
             file is refused too: trust lists should never hold private keys).
     """
-    data = _read(path, source)
     try:
-        key = serialization.load_pem_public_key(data)
+        key = serialization.load_pem_public_key(_read(path, source))
     except ValueError as exc:
-        raise ConfigError(f"{source}: {path} is not a PEM public key: {exc}",
-                          hint="list public key files (`safeart keygen` writes *.pub.pem)") from None
-    if not isinstance(key, Ed25519PublicKey):
+        raise _not_pem(path, source, "public", exc,
+                       "list public key files (`safeart keygen` writes *.pub.pem)") from None
+    return _ed25519(key, Ed25519PublicKey, path, source, "safeart verifies Ed25519 signatures only")
+
+
+def _not_pem(path: object, source: str, kind: str, exc: ValueError, hint: str) -> ConfigError:
+    return ConfigError(f"{source}: {path} is not a PEM {kind} key: {exc}", hint=hint)
+
+
+_Key = TypeVar("_Key", Ed25519PrivateKey, Ed25519PublicKey)
+
+
+def _ed25519(key: object, expected: type[_Key], path: object, source: str, hint: str) -> _Key:
+    if not isinstance(key, expected):
         raise ConfigError(f"{source}: {path} holds a {type(key).__name__}, not an Ed25519 key",
-                          hint="safeart verifies Ed25519 signatures only")
+                          hint=hint)
     return key
 
 

@@ -43,16 +43,16 @@ class Checked:
         signature: ``ok``, ``metaflow`` (Metaflow's own, not signed), ``not checked``
             (bytes unreadable) or the failed check's reason (``unsigned``, ``bad-signature``
             ...; see :data:`safeart.signing.errors.Reason`).
-        key_id: The key of a good signature.
         message: Why it failed (empty when it passed).
+        key_id: The key of a good signature.
     """
 
     artifact: str
     encoding: str
     content: str
     signature: str
-    key_id: str | None = None
     message: str = ""
+    key_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,9 +124,9 @@ def _check(record: Any, blob: Any, value: str, verifier: Verifier) -> Checked:
     try:
         verifier.verify(where, value, sig)
     except IntegrityError as err:
-        return Checked(where, encoding, content, err.reason, err.key_id,
-                       "; ".join(filter(None, [problem, f"{err.message} (hint: {err.hint})"])))
-    return Checked(where, encoding, content, "ok", sig["key"], problem)
+        return Checked(where, encoding, content, err.reason, key_id=err.key_id,
+                       message="; ".join(filter(None, [problem, f"{err.message} (hint: {err.hint})"])))
+    return Checked(where, encoding, content, "ok", key_id=sig["key"], message=problem)
 
 
 def _signature_of(info: Mapping[str, Any] | None) -> Any:
