@@ -181,8 +181,8 @@ def decode(record: StoredArtifact, blob: FetchedBlob, policy: Policy, device: An
     check_safeart(record, blob, policy)
     from ..format import loads
 
-    try:
-        return loads(data, policy=policy, device=device, name=record.name)
+    try:  # writable data is memory of this load's own (a raw read): tensors share it
+        return loads(data, policy=policy, device=device, name=record.name, copy=False)
     except SafeartError as err:
         raise err.with_artifact(record.pathspec)
 
