@@ -105,9 +105,11 @@ def _imports_something(walker: Walker, run: StubUnpickler) -> bool:
 def _victim_reaches_limit(walker: Walker, run: StubUnpickler) -> bool:
     """Did CPython parse everything up to where the walker stopped it on a limit (a memo
     index bomb), past a first opcode? Then ``pickle.loads`` runs into it: not random data."""
-    frozen, semantic = walker.frozen_at, walker.semantic_error
-    return (walker.limit is not None and frozen is not None and frozen > walker.start
-            and run.position() >= frozen and (semantic is None or semantic[0] >= frozen))
+    frozen = walker.frozen_at
+    if walker.limit is None or frozen is None or frozen <= walker.start or run.position() < frozen:
+        return False
+    semantic = walker.semantic_error  # computed on demand (replays the stack model): last
+    return semantic is None or semantic[0] >= frozen
 
 
 def _name(op: ImportOp) -> str:
