@@ -9,7 +9,7 @@
 
     safeart export Flow/run/step/task:NAME DIR [--allow CLASS]... [--alias NAME=CLASS]...
                    [--policy FILE]
-    safeart convert PICKLE OUTPUT [--allow CLASS]... [--alias NAME=CLASS]... [--policy FILE]
+    safeart convert SOURCE OUTPUT [--allow CLASS]... [--alias NAME=CLASS]... [--policy FILE]
     safeart verify|sign|keygen ...    signatures (:mod:`safeart.signing.cli`)
 
 Exit codes: 0 clean (``scan``) or written (``export``/``convert``); 1 findings at or above
@@ -287,16 +287,16 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    """turn a pickle file into a safeart file after a clean scan
+    """turn a pickle file or torch.save checkpoint into a safeart file after a clean scan
 
-    Scan a plain pickle file, load it with the restricted unpickler and write it in the
-    safe format; refused unless the scan is clean.
+    Scan a plain pickle file or a torch.save zip checkpoint, load it with the restricted
+    unpickler and write it in the safe format; refused unless the scan is clean.
     """
     def write(policy: Policy) -> str:
         from .transfer.convert import convert
 
         path = convert(args.source, args.output, policy=policy)
-        return f"converted {args.source} (pickle: scanned clean) -> {path}"
+        return f"converted {args.source} (scanned clean) -> {path}"
 
     return _write("convert", args, write)
 
@@ -311,7 +311,8 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_convert(subparsers: argparse._SubParsersAction) -> None:
     p = _subcommand(subparsers, "convert", _convert)
-    p.add_argument("source", metavar="PICKLE", help="a plain pickle file (pickle.dump output)")
+    p.add_argument("source", metavar="SOURCE",
+                   help="a plain pickle file (pickle.dump output) or a torch.save zip checkpoint")
     p.add_argument("output", metavar="OUTPUT", help="the safeart file to write")
     _policy_options(p)
 

@@ -42,7 +42,7 @@ from typing import Any, Iterable, Iterator
 from test_differential import _Any  # the scanner tests' permissive stub, reused
 
 from safeart.scan import ScanResult
-from safeart.scan.stubs import compat_name
+from safeart.pickle_facts import compat_name
 from safeart.scan.walker import Walker
 
 __all__ = ["victim_imports", "joblib_imports", "unreported", "Watch", "Executed",
