@@ -17,32 +17,26 @@ on save: writing stays with the other serializers. A refusal raises a safeart er
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 from metaflow.datastore.artifacts.serializer import (
-    ArtifactSerializer,
     SerializationFormat,
     SerializationMetadata,
     SerializedBlob,
 )
 
+from .safeart_serializer import HookedSerializer
+
 __all__ = ["EnforcingPickleSerializer"]
 
 
-class EnforcingPickleSerializer(ArtifactSerializer):
+class EnforcingPickleSerializer(HookedSerializer):
     """Reads pickled artifacts through safeart's scan and restricted unpickler."""
 
     TYPE = "safeart_enforce"
     # Ahead of every serializer that may read pickle encodings (the fallback is 9999),
     # after safeart's own (10), which never claims pickle encodings.
     PRIORITY = 20
-
-    @classmethod
-    def setup_imports(cls, context: Any = None) -> None:
-        """Called once by Metaflow's registry: install the hooks that name artifacts."""
-        from safeart.metaflow.runtime import install_hooks
-
-        install_hooks()
 
     @classmethod
     def can_serialize(cls, obj: Any) -> bool:
@@ -60,17 +54,3 @@ class EnforcingPickleSerializer(ArtifactSerializer):
         cls, obj: Any, format: SerializationFormat = SerializationFormat.STORAGE
     ) -> Tuple[List[SerializedBlob], SerializationMetadata]:
         raise NotImplementedError("safeart enforcement only reads artifacts")
-
-    @classmethod
-    def deserialize(
-        cls,
-        data: List[bytes],
-        metadata: Optional[SerializationMetadata] = None,
-        format: SerializationFormat = SerializationFormat.STORAGE,
-    ) -> Any:
-        if format == SerializationFormat.WIRE:
-            raise NotImplementedError("pickled artifacts have no WIRE representation")
-        from safeart.metaflow.reading import read
-
-        assert metadata is not None, "claimed by can_deserialize(metadata) only"
-        return read(data[0], str(metadata.encoding), metadata.serializer_info)

@@ -28,10 +28,40 @@ from metaflow.datastore.artifacts.serializer import (
     SerializedBlob,
 )
 
-__all__ = ["SafeartSerializer"]
+__all__ = ["HookedSerializer", "SafeartSerializer"]
 
 
-class SafeartSerializer(ArtifactSerializer):
+class HookedSerializer(ArtifactSerializer):
+    """Base of safeart's serializers (``TYPE = None``: not registered itself): when Metaflow's
+    registry sets a subclass up, safeart's datastore hooks are installed."""
+
+    @classmethod
+    def setup_imports(cls, context: Any = None) -> None:
+        """Called once by Metaflow's registry: install the datastore hooks."""
+        from safeart.metaflow.runtime import install_hooks
+
+        install_hooks()
+
+    @classmethod
+    def deserialize(
+        cls,
+        data: List[bytes],
+        metadata: Optional[SerializationMetadata] = None,
+        format: SerializationFormat = SerializationFormat.STORAGE,
+    ) -> Any:
+        """Every read goes through :func:`safeart.metaflow.reading.read`: content address,
+        signature, then the safeart decoder or the guarded pickle load, by encoding."""
+        if format == SerializationFormat.WIRE:
+            raise NotImplementedError(f"{cls.TYPE}: artifacts have no WIRE representation")
+        from safeart.metaflow.encodings import SAFEART_ENCODING
+        from safeart.metaflow.reading import read
+
+        if metadata is None:  # only a safeart blob is claimed without metadata
+            return read(data[0], SAFEART_ENCODING, None)
+        return read(data[0], str(metadata.encoding), metadata.serializer_info)
+
+
+class SafeartSerializer(HookedSerializer):
     """Stores artifacts as safeart blobs (safetensors + JSON manifest), never pickle.
 
     Claims an object only once the process opted in; decodes every ``safeart-*`` artifact,
@@ -42,13 +72,6 @@ class SafeartSerializer(ArtifactSerializer):
     # Ahead of every other serializer: in strict mode no user artifact may reach a
     # (possibly pickle-based) serializer after this one.
     PRIORITY = 10
-
-    @classmethod
-    def setup_imports(cls, context: Any = None) -> None:
-        """Called once by Metaflow's registry: install the datastore hooks."""
-        from safeart.metaflow.runtime import install_hooks
-
-        install_hooks()
 
     @classmethod
     def can_serialize(cls, obj: Any) -> bool:
@@ -85,20 +108,3 @@ class SafeartSerializer(ArtifactSerializer):
                 serializer_info=info,
             ),
         )
-
-    @classmethod
-    def deserialize(
-        cls,
-        data: List[bytes],
-        metadata: Optional[SerializationMetadata] = None,
-        format: SerializationFormat = SerializationFormat.STORAGE,
-    ) -> Any:
-        if format == SerializationFormat.WIRE:
-            raise NotImplementedError("safeart artifacts have no WIRE representation")
-        from safeart.metaflow.encodings import SAFEART_ENCODING
-        from safeart.metaflow.reading import read
-
-        if metadata is None:
-            return read(data[0], SAFEART_ENCODING, None)
-        return read(data[0], str(metadata.encoding), metadata.serializer_info)
-
