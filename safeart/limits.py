@@ -22,7 +22,8 @@ _GiB = 1 << 30
 class Limits:
     """Upper bounds on untrusted input. All sizes are in bytes."""
 
-    #: Largest safetensors JSON header (manifest included) a reader accepts.
+    #: Largest header a reader accepts: a safetensors JSON header (manifest included), and
+    #: the header of an ``.npy`` array the scanner meets inside an archive.
     max_header_bytes: int = 100 * _MiB
     #: Deepest nesting of containers/objects in a manifest or a pickle.
     max_depth: int = 200
