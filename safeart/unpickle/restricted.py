@@ -26,6 +26,7 @@ from ..policy import Grade, Policy
 from ..scan.calls import resource_hint
 from ..scan.walker import Walker
 from .bounded import bounded
+from .estimators import check_loaded, from_sklearn
 
 
 T = TypeVar("T")
@@ -130,6 +131,8 @@ class LoadSession:
         self.checked = checked
         self.depth = 0
         self.refusal: SafeartError | None = None
+        #: A resolved class derives from a sklearn class: check estimators after loading.
+        self.estimators = False
 
     def _tag(self, error: SafeartError) -> SafeartError:
         return error.with_artifact(self.artifact) if self.artifact else error
@@ -193,6 +196,7 @@ class LoadSession:
                                       hint=resource_hint(self.policy, full)))
         if _own_name(obj) == TORCH_LOAD_FROM_BYTES:
             return self.torch_load_from_bytes
+        self.estimators = self.estimators or from_sklearn(obj)
         return obj
 
     def torch_load_from_bytes(self, payload: object) -> Any:
@@ -281,7 +285,11 @@ def load_one(
     head = stream.read(2)
     stream.seek(start)
     protocol = proto_header(head) or 0  # a PROTO above the highest fails at once anyway
-    return factory(stream, session, protocol).load()
+    unpickler = factory(stream, session, protocol)
+    result = unpickler.load()
+    if session.estimators:  # sklearn estimators: consistent with their compiled objects
+        check_loaded(result, unpickler.memo.copy())
+    return result
 
 
 def _check_limits(stream: io.BytesIO, start: int, session: LoadSession) -> None:

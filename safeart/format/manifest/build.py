@@ -24,6 +24,7 @@ import numpy as np
 from ...errors import FormatError, LimitExceeded, SafeartError
 from ...policy import Policy, qualified_name
 from ..codecs import codec_named, type_name
+from ..codecs.sklearn_checks import check_consistency, checks_for
 from ..layout import ST_BY_NUMPY, Header, array_view, to_torch
 from .schema import EMPTY, KEY, STATE, format_path
 
@@ -35,7 +36,14 @@ def build(manifest: dict, header: Header, buf: memoryview, policy: Policy,
     and arrays may share it."""
     builder = _Builder(header, buf, policy, device, name, owned)
     try:
-        return builder.build(manifest["root"], ())
+        root = builder.build(manifest["root"], ())
+        for obj, path in builder.to_check:  # once every state is final (cycles included)
+            try:
+                check_consistency(obj)
+            except FormatError as exc:
+                exc.path = format_path(path, name)
+                raise
+        return root
     except SafeartError:
         raise
     except RecursionError:
@@ -75,6 +83,8 @@ class _Builder:
         self.name = name
         self.memo: dict[int, Any] = {}
         self.classes: dict[tuple[str, str], type] = {}
+        #: Built objects with estimator-level consistency checks, and their paths.
+        self.to_check: list[tuple[Any, tuple]] = []
         self._torch: Any = None
         self.kinds: dict[str, Callable[[dict, tuple], Any]] = {
             "ref": self._ref, "float": self._float, "int": self._int, "str": self._str,
@@ -255,6 +265,8 @@ class _Builder:
                 raise self.fail(f"cannot set the state of a {cls.__qualname__}", path, exc) from exc
             if type(obj) is not cls:  # e.g. a slot state assigning __class__
                 raise self.fail(f"the state of a {cls.__qualname__} changed its class", path)
+        if checks_for(cls):
+            self.to_check.append((obj, path))
         return obj
 
     def _enum(self, node: dict, path: tuple) -> enum.Enum:
