@@ -141,9 +141,28 @@ def _members_match(state: dict) -> None:
             raise _Mismatch(f"it has no n_features_in_ but {path} is fitted")
 
 
+def _init_width(state: dict) -> int | None:
+    """The columns of gradient boosting's initial raw predictions, the buffer
+    ``predict_stages`` writes into (None: an init estimator of another kind)."""
+    init = state.get("init_")
+    if type(init) is str and init == "zero":
+        return _int(state["n_trees_per_iteration_"], "n_trees_per_iteration_")
+    inner, kind = _state(init), _name(type(init))
+    if kind == "sklearn.dummy.DummyRegressor" and "n_outputs_" in inner:
+        return _int(inner["n_outputs_"], "init_.n_outputs_")
+    if kind == "sklearn.dummy.DummyClassifier" and inner.get("n_outputs_") == 1:
+        multiclass = getattr(type(state.get("_loss")), "is_multiclass", None)
+        if multiclass is False:
+            return 1  # the positive class's probability
+        if multiclass is True and "n_classes_" in inner:
+            return _int(inner["n_classes_"], "init_.n_classes_")
+    return None
+
+
 def _boosting_stages(state: dict) -> None:
-    """Gradient boosting's ``predict_stages`` adds member (i, k) into column k of raw
-    predictions ``n_trees_per_iteration_`` wide."""
+    """Gradient boosting's ``predict_stages`` adds member (i, k) into column k of the raw
+    predictions (``n_trees_per_iteration_`` wide, as wide as ``init_`` predicts) without
+    bounds checks."""
     import numpy as np
 
     stages = state.get("estimators_")
@@ -153,6 +172,10 @@ def _boosting_stages(state: dict) -> None:
         raise _Mismatch(f"estimators_ is a {type(stages).__name__}, not a 2-D array")
     _agree("the columns of estimators_", stages.shape[1], "n_trees_per_iteration_",
            _int(state["n_trees_per_iteration_"], "n_trees_per_iteration_"))
+    width = _init_width(state)
+    if width is not None:
+        _agree("the columns of estimators_", stages.shape[1],
+               "the width of init_'s predictions", width)
 
 
 def _predictors_match(state: dict) -> None:
