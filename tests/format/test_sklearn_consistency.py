@@ -213,3 +213,17 @@ def test_hist_gradient_boosting_bin_mapper_width_must_match() -> None:
         arrays[name] = arrays[name][:4]
     refused(tamper(safeart.dumps(ESTIMATORS["HistGradientBoostingClassifier"]()), edit),
             "model", "_bin_mapper.is_categorical_ size is 4 but n_features_in_ is 10")
+
+
+def test_an_ensemble_is_checked_once_its_members_states_are_final() -> None:
+    """Root = the only member, which holds its ensemble: the ensemble is built while the
+    member's state is still empty, so checks run only once the whole graph is built."""
+    boosting = GradientBoostingRegressor(n_estimators=1).fit(X, X[:, 9])
+    member = boosting.estimators_[0, 0]
+    member.owner = boosting
+
+    def edit(manifest: dict, arrays: dict) -> None:
+        (state,) = obj_states(manifest, "GradientBoostingRegressor")
+        state["n_features_in_"] = 2
+    refused(tamper(safeart.dumps(member), edit), "model.owner",
+            "estimators_[0, 0].n_features_in_ is 10 but n_features_in_ is 2")

@@ -14,8 +14,9 @@ compiled object to the attributes sklearn validates inputs with:
   agree with the tree's outputs and classes;
 * forests and gradient boosting: every member's ``n_features_in_``/``n_outputs_`` equals the
   ensemble's (gradient boosting's compiled ``predict_stages`` never asks its members to
-  check ``X``), and gradient boosting's ``estimators_`` has one column per tree of an
-  iteration (``predict_stages`` writes column ``k`` of the raw predictions for each);
+  check ``X``), and gradient boosting's ``estimators_`` has as many columns as its raw
+  predictions (``n_trees_per_iteration_``, and the width ``init_`` predicts when it is
+  ``"zero"`` or a ``Dummy*`` estimator): ``predict_stages`` writes column ``k`` unchecked;
 * ``HistGradientBoosting*``: every split of every ``TreePredictor`` uses a feature below
   ``n_features_in_``, and a categorical split a feature the bin mapper marks categorical
   (its known-categories bitset row is looked up by that feature without bounds checks).

@@ -6,9 +6,10 @@ resolved through :meth:`Policy.resolve_class` (the only imports), instances rebu
 pickle's default protocol: ``cls.__new__(cls, *args)``, then ``__setstate__(state)`` or a
 ``__dict__``/slots update. ``val`` nodes are rebuilt by safeart's own codec of that name
 from their built state; ``fn`` nodes are looked up with :meth:`Policy.resolve_reference` and
-never called. Tensors are copied once out of the blob, straight into the tree, or share
-the blob's memory when the caller hands it over (``load_file``'s mapping or read,
-``loads(copy=False)`` of a writable buffer).
+never called. Once every object is built, estimators are checked against the compiled
+objects they hold (:mod:`safeart.format.codecs.sklearn_checks`). Tensors are copied once
+out of the blob, straight into the tree, or share the blob's memory when the caller hands
+it over (``load_file``'s mapping or read, ``loads(copy=False)`` of a writable buffer).
 """
 
 from __future__ import annotations
