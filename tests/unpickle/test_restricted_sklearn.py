@@ -102,3 +102,14 @@ def test_loads_without_sklearn_classes_walk_nothing(monkeypatch: pytest.MonkeyPa
     assert restricted_loads(pickle.dumps({"a": [1, 2.5, np.arange(3)]}))["a"][0] == 1
     assert estimators.from_sklearn(DecisionTreeClassifier)
     assert not estimators.from_sklearn(dict) and not estimators.from_sklearn(len)
+
+
+def test_a_predictor_whose_nodes_cannot_be_checked_is_refused() -> None:
+    """(TreePredictor.__setstate__ casts its nodes today; the check does not rely on it.)"""
+    from safeart.format.codecs.sklearn_checks import check_consistency
+
+    hist = FITTED["hist"]()
+    predictor = hist._predictors[0][0]
+    predictor.nodes = predictor.nodes[["value", "count"]].copy()  # no split fields
+    with pytest.raises(FormatError, match=r"cannot be checked \(ValueError: no field"):
+        check_consistency(hist)

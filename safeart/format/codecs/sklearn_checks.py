@@ -241,3 +241,6 @@ def check_consistency(obj: Any) -> None:
             check(state)
     except _Mismatch as exc:
         raise FormatError(f"inconsistent {_name(type(obj))}: {exc}", hint=_HINT) from None
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:  # e.g. a node dtype
+        raise FormatError(f"inconsistent {_name(type(obj))}: its compiled objects cannot be "
+                          f"checked ({type(exc).__name__}: {exc})", hint=_HINT) from None
