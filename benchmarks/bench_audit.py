@@ -171,6 +171,8 @@ def main() -> None:
         s, r = first[-1]["summary"], again[-1]["summary"]
         if s["dangerous"] < counts["canaries"] or r["dangerous"] != s["dangerous"]:
             raise SystemExit(f"canaries not all reported: {s['dangerous']} / {r['dangerous']}")
+        if r["blobs_fetched"] or r["tasks"] != s["tasks"] or s["tasks"] < runs:
+            raise SystemExit(f"the warm re-scan is not incremental or lost tasks: {r}")
         if any((env.root / f"canary{i}").exists() for i in range(runs)):
             raise SystemExit("a canary payload ran")
         med = {name: (median(x["wall"] for x in rows), median(x["seconds"] for x in rows))

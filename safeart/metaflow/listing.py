@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
 from urllib.parse import urlparse
 
 
@@ -45,6 +46,10 @@ class Listing:
         """The names of the objects directly in ``folder`` (``Flow/run/step/task``)."""
         return self._folders.get(folder, set())
 
+    def folders(self) -> list[str]:
+        """Every folder holding an object directly (``Flow/run/step/task``, ``Flow/data/ab``)."""
+        return list(self._folders)
+
     def blob_identity(self, flow: str, sha: str) -> str | None:
         """The identity of blob ``sha`` (with its local ``_meta`` companion), None when the
         listing has no such blob."""
@@ -55,13 +60,15 @@ class Listing:
         return identity + "|" + self.objects.get(path + "_meta", "")
 
 
-def list_flow(ds_type: str, ds_root: str, flow: str, storage: Any) -> Listing | None:
+def list_flow(ds_type: str, ds_root: str, flow: str, storage: Any,
+              runs: Sequence[str] = ()) -> Listing | None:
     """List ``flow``'s prefix of the datastore (``storage``: Metaflow's storage instance for
-    it); None for a storage type without a listing here."""
+    it); None for a storage type without a listing here. ``runs`` (run ids the metadata
+    knows) only split an S3 listing into key ranges listed at the same time."""
     if ds_type == "local":
         return _list_local(os.path.join(ds_root, flow), flow)
     if ds_type == "s3":
-        return _list_s3(ds_root, flow, storage.s3_client.client)
+        return _list_s3(ds_root, flow, storage.s3_client.client, runs)
     return None
 
 
@@ -84,15 +91,58 @@ def _list_local(top: str, flow: str) -> Listing:
     return listing
 
 
-def _list_s3(ds_root: str, flow: str, client: Any) -> Listing:
+#: Most keys asked for per request: S3 answers at most 1,000 whatever is asked; servers
+#: that allow more (moto) answer in fewer requests, each of which sorts every key under the
+#: prefix. A range of run folders asks for about as many keys as its runs should still hold
+#: (a page may run past the range's end: what it holds past it is read for nothing).
+PAGE_KEYS = 100_000
+#: Runs per key range of the run folders, and ranges listed at once.
+RUNS_PER_RANGE = 1250
+RANGE_THREADS = 2
+
+
+def _list_s3(ds_root: str, flow: str, client: Any, runs: Sequence[str]) -> Listing:
     url = urlparse(ds_root)
     root = url.path.strip("/")
     prefix = f"{root}/{flow}/" if root else f"{flow}/"
-    strip = len(prefix) - len(flow) - 1
+    data = prefix + "data/"
+    # Every key under the prefix is in one of these (a few in two: harmless), listed at
+    # the same time: the blobs (data/...), the run folders before them in key order,
+    # split at every RUNS_PER_RANGE-th run id the metadata knows, and any key after them.
+    before_data = sorted(prefix + run for run in runs if prefix + run < data)
+    bounds = before_data[RUNS_PER_RANGE::RUNS_PER_RANGE]
+    ranges = [(prefix, after, before, RUNS_PER_RANGE)  # a range's last key may be its bound
+              for after, before in zip([None, *bounds], [b + "\0" for b in bounds] + [data])]
+    ranges[-1] = (*ranges[-1][:3], len(before_data) - RUNS_PER_RANGE * len(bounds))
+    ranges += [(data, None, None, 0), (prefix, data + "\U0010ffff", None, 0)]
     listing = Listing()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=url.netloc,
-                                                                 Prefix=prefix):
-        for obj in page.get("Contents", ()):
-            listing.add(obj["Key"][strip:],
-                        f"{obj['Size']}:{obj['ETag']}:{obj['LastModified'].isoformat()}")
+    strip = len(prefix) - len(flow) - 1
+    with ThreadPoolExecutor(RANGE_THREADS, thread_name_prefix="safeart-list") as pool:
+        for objects in pool.map(lambda r: _list_range(client, url.netloc, *r), ranges):
+            for key, identity in objects:
+                listing.add(key[strip:], identity)
     return listing
+
+
+def _list_range(client: Any, bucket: str, prefix: str, after: str | None, before: str | None,
+                runs: int) -> list[tuple[str, str]]:
+    """``(key, identity)`` of the objects under ``prefix`` with ``after < key < before``
+    (None: unbounded), holding about ``runs`` run folders (0: not a range of runs)."""
+    found: list[tuple[str, str]] = []
+    request = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_KEYS if not runs else 1000,
+               **({"StartAfter": after} if after else {})}
+    seen: set[str] = set()
+    while True:
+        page = client.list_objects_v2(**request)
+        for obj in page.get("Contents", ()):
+            if before is not None and obj["Key"] >= before:
+                return found
+            found.append((obj["Key"],
+                          f"{obj['Size']}:{obj['ETag']}:{obj['LastModified'].isoformat()}"))
+        if not page.get("IsTruncated"):
+            return found
+        request["ContinuationToken"] = page["NextContinuationToken"]
+        if runs:
+            seen.update(key[len(prefix):].split("/", 1)[0] for key, _ in found[-1000:])
+            left = max(runs - len(seen) + 1, 1) * len(found) // max(len(seen), 1)
+            request["MaxKeys"] = min(max(left + left // 10 + 10, 100), PAGE_KEYS)

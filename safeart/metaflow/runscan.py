@@ -48,7 +48,8 @@ from ..scan import Finding, ScanReport, ScanResult, scan_bytes
 from ..scan.api import Progress
 from ..scan.safetensors import audit_findings
 from .encodings import PICKLE_ENCODINGS, SAFEART_ENCODING, is_pickle
-from .pathspec import RunSpec, check_artifact_names, is_pathspec, parse_pathspec, resolve_tasks
+from .enumerate import WholeFlows, every_task
+from .pathspec import check_artifact_names, is_pathspec, parse_pathspec, resolve_tasks
 from .stored import DEFAULT_JOBS, FetchedBlob, RunDatastore, StoredArtifact, StoreRef
 from .verdicts import Analysis, Outcome, VerdictCache
 
@@ -108,9 +109,14 @@ def scan_run(
     names = check_artifact_names(artifacts or ()) + ((spec.artifact,) if spec.artifact else ())
     listed = spec.run is None and not latest  # many runs of the flow: list it once
     store = RunDatastore(jobs=jobs, listed=listed, record_cache=cache)
-    tasks = resolve_tasks(spec, latest=latest, last=last, all_namespaces=all_namespaces,
-                          policy=policy, store=store)
+    whole = (WholeFlows([spec.flow], store, cache, all_namespaces=all_namespaces,
+                        rehash=rehash).tasks(spec.flow) if listed and last is None else None)
+    tasks, unlisted = whole if whole and whole[0] else (
+        resolve_tasks(spec, latest=latest, last=last, all_namespaces=all_namespaces,
+                      policy=policy, store=store), 0)
     report = _scan_tasks(tasks, names, policy, store, cache, rehash, progress)
+    if unlisted:
+        report.extra["datastore_only_runs"] = unlisted
     if names and not report.results:
         raise ConfigError(
             f"no artifact named {', '.join(sorted(set(names)))} in {spec.object_pathspec}",
@@ -139,15 +145,12 @@ def scan_all(
     names = check_artifact_names(artifacts or ())
     store = RunDatastore(jobs=jobs, listed=True, record_cache=cache)
     flows = list_flows()
-    for flow in flows:  # most runs live in the configured datastore: list it meanwhile
-        try:
-            store.prefetch_listing(store.configured_store(flow))
-        except ConfigError:  # no usable configured datastore: runs name theirs
-            break
-    tasks = [task for flow in flows
-             for task in _flow_tasks(flow, latest, last, policy, store)]
+    tasks, unlisted = every_task(flows, store, cache, latest=latest, last=last,
+                                 policy=policy, rehash=rehash)
     report = _scan_tasks(tasks, names, policy, store, cache, rehash, progress)
     report.extra = {"flows": len(flows), **report.extra}
+    if unlisted:
+        report.extra["datastore_only_runs"] = unlisted
     report.seconds = time.perf_counter() - started
     return report
 
@@ -158,17 +161,6 @@ def list_flows() -> list[str]:
 
     return sorted(f["flow_id"] for f in Metaflow().metadata.get_object("root", "flow", None, None)
                   or [])
-
-
-def _flow_tasks(flow: str, latest: bool, last: int | None, policy: Policy,
-                store: RunDatastore) -> list["Task"]:
-    try:
-        return resolve_tasks(RunSpec(flow), latest=latest, last=last, all_namespaces=True,
-                             policy=policy, store=store)
-    except ConfigError as exc:
-        if "has no runs" in str(exc) or "has no successful run" in str(exc):
-            return []
-        raise
 
 
 def scan_target(arg: str, **options: Any) -> ScanReport | None:
@@ -255,19 +247,22 @@ class _BlobScanner:
         self.cache_hits = 0
 
     def from_cache(self) -> set[_Key]:
-        """Take every blob whose every needed analysis is cached; return their keys."""
+        """Take every blob whose every needed analysis is cached (one lookup for all);
+        return their keys."""
         if self._cache is None:
             return set()
-        hits: set[_Key] = set()
+        wanted: list[tuple[StoreRef, str, Analysis, str]] = []
         for (store, sha), analyses in self._needed.items():
             identity = _identity(self._store, store, sha)
-            if identity is None:
-                continue
-            found = {a: self._cache.get(_where(store), sha, a, identity) for a in analyses}
-            if all(o is not None for o in found.values()):
-                self._outcomes.update(  # type: ignore[misc]
-                    {(store, sha, a): replace(o, seconds=0.0) for a, o in found.items()})
-                hits.add((store, sha))
+            if identity is not None:
+                wanted += [(store, sha, a, identity) for a in analyses]
+        found = self._cache.get_many([(_where(st), sha, a, i) for st, sha, a, i in wanted])
+        hits = {(store, sha) for store, sha, _, _ in wanted}
+        for i, (store, sha, analysis, _) in enumerate(wanted):
+            if i in found:
+                self._outcomes[(store, sha, analysis)] = replace(found[i], seconds=0.0)
+            else:
+                hits.discard((store, sha))
         self.cache_hits += len(hits)
         return hits
 

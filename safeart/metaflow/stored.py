@@ -105,7 +105,8 @@ class RecordCache(Protocol):
     """Where task records read through a listing are kept between scans (the verdict
     cache): looked up by datastore, path and the object's listed identity."""
 
-    def get_record(self, where: str, path: str, identity: str) -> dict[str, Any] | None: ...
+    def get_records(self, where: str,
+                    items: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]: ...
 
     def put_record(self, where: str, path: str, identity: str, record: dict[str, Any]) -> None: ...
 
@@ -153,13 +154,14 @@ class RunDatastore:
         listing = self._listings[store]
         return listing.result() if isinstance(listing, Future) else listing
 
-    def prefetch_listing(self, store: StoreRef) -> None:
+    def prefetch_listing(self, store: StoreRef, runs: Sequence[str] = ()) -> None:
         """Start listing ``store``'s flow prefix in a background thread (with ``listed``),
-        so it overlaps with the enumeration of runs and tasks."""
+        so it overlaps with the enumeration of runs and tasks (``runs``: the run ids
+        known, to list key ranges at once)."""
         if self._listed and store not in self._listings:
             self._listings[store] = self._background.submit(
                 list_flow, store.ds_type, store.ds_root, store.flow,
-                self._flow_store(store)._storage_impl)
+                self._flow_store(store)._storage_impl, runs)
 
     def configured_store(self, flow: str) -> StoreRef:
         """``flow`` in the datastore of the current Metaflow configuration."""
@@ -231,10 +233,10 @@ class RunDatastore:
         records: dict[str, dict[str, Any]] = {}
         cache = self._record_cache if self._listed else None
         where = f"{store.ds_type}:{store.ds_root}"
-        for path in list(wanted) if cache is not None else ():
-            record = cache.get_record(where, path, listing.objects.get(path, ""))
-            if record is not None:
-                records[f"{store.flow}/{wanted.pop(path)}"] = record
+        known = cache.get_records(where, [(path, listing.objects.get(path, ""))
+                                          for path in wanted]) if cache is not None else {}
+        for path, record in known.items():
+            records[f"{store.flow}/{wanted.pop(path)}"] = record
         with storage.load_bytes(list(wanted)) as loaded:
             for key, path, _meta in loaded:
                 if path is not None:
@@ -245,6 +247,9 @@ class RunDatastore:
         return records
 
     def _store_of(self, task: "Task") -> StoreRef:
+        listed = getattr(task, "store", None)  # enumerate.ListedTask: found in a listing
+        if isinstance(listed, StoreRef):
+            return listed
         flow, run = task.path_components[:2]
         ref = self._run_stores.get((flow, run))
         if ref is None:

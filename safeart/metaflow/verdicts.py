@@ -59,7 +59,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from ..policy import Policy, qualified_name
 from ..scan import Finding
@@ -175,17 +175,21 @@ class VerdictCache:
     def _hash(*parts: str) -> str:
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def _get(self, table: str, key: str) -> str | None:
+    def _get_many(self, table: str, keys: list[str]) -> dict[str, str]:
+        """The verified values of those ``keys`` that have a row (one query per 500)."""
+        found: dict[str, str] = {}
         try:
             with self._lock:
-                row = self._db.execute(
-                    f"SELECT value, checksum FROM {table} WHERE key = ?", (key,)).fetchone()
+                for i in range(0, len(keys), 500):
+                    chunk = keys[i:i + 500]
+                    found.update((str(k), str(v)) for k, v, checksum in self._db.execute(
+                        f"SELECT key, value, checksum FROM {table} WHERE key IN "
+                        f"({','.join('?' * len(chunk))})", chunk)
+                        if checksum == self._hash(k, v))
         except sqlite3.Error as exc:
             _warn(self.path, exc)
-            return None
-        if row is None or row[1] != self._hash(key, row[0]):
-            return None
-        return str(row[0])
+            return {}
+        return found
 
     def _put(self, table: str, key: str, value: str) -> None:
         self._pending[table].append((key, value, self._hash(key, value)))
@@ -195,11 +199,21 @@ class VerdictCache:
         this policy and scanner, stored with ``identity`` (what the datastore listing
         says about the stored object; "" without a listing); None if not cached or the row
         does not verify."""
-        text = self._get("verdicts", self._hash(where, sha, analysis, identity, self._scope))
-        try:
-            return Outcome.from_json(text) if text is not None else None
-        except (ValueError, KeyError, TypeError):
-            return None
+        return self.get_many([(where, sha, analysis, identity)]).get(0)
+
+    def get_many(self, items: list[tuple[str, str, Analysis, str]]) -> dict[int, Outcome]:
+        """:meth:`get` of each ``(where, sha, analysis, identity)`` in one lookup: index in
+        ``items`` -> outcome, for those cached and verified."""
+        keys = [self._hash(*item, self._scope) for item in items]
+        rows = self._get_many("verdicts", keys)
+        found: dict[int, Outcome] = {}
+        for i, key in enumerate(keys):
+            if key in rows:
+                try:
+                    found[i] = Outcome.from_json(rows[key])
+                except (ValueError, KeyError, TypeError):
+                    pass
+        return found
 
     def put(self, where: str, sha: str, analysis: Analysis, outcome: Outcome,
             identity: str = "") -> None:
@@ -207,15 +221,21 @@ class VerdictCache:
         self._put("verdicts", self._hash(where, sha, analysis, identity, self._scope),
                   outcome.to_json())
 
-    def get_record(self, where: str, path: str, identity: str) -> dict[str, Any] | None:
-        """The task record (``data.json``) at ``path`` in ``where`` read when the listing
-        showed ``identity``; None if not cached, unverified or unparsable."""
-        text = self._get("records", self._hash(where, path, identity))
-        try:
-            record = json.loads(text) if text is not None else None
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) else None
+    def get_records(self, where: str,
+                    items: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """The task records (``data.json``) at each ``(path, identity)`` in ``where``, read
+        when the listing showed ``identity``: path -> record, for those cached, verified and
+        parsable."""
+        keys = {self._hash(where, path, identity): path for path, identity in items}
+        found: dict[str, dict[str, Any]] = {}
+        for key, text in self._get_many("records", list(keys)).items():
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                found[keys[key]] = record
+        return found
 
     def put_record(self, where: str, path: str, identity: str, record: dict[str, Any]) -> None:
         """Remember a task record read at ``identity`` (written by :meth:`commit`)."""

@@ -61,8 +61,13 @@ def render_text(report: ScanReport) -> str:
 
 
 def render_json(report: ScanReport) -> str:
-    """The report as JSON (``summary`` and ``results``)."""
-    return json.dumps(report.to_dict(), indent=2) + "\n"
+    """The report as JSON (``summary`` and ``results``): the summary indented, each result
+    on one line (json's C encoder: a whole-datastore report has 100,000s of results)."""
+    doc = report.to_dict()
+    summary = json.dumps(doc["summary"], indent=2).replace("\n", "\n  ")
+    results = ",\n".join("    " + json.dumps(r) for r in doc["results"])
+    results = f"[\n{results}\n  ]" if results else "[]"
+    return f'{{\n  "summary": {summary},\n  "results": {results}\n}}\n'
 
 
 def _sarif_result(r: ScanResult, f: Finding) -> dict[str, Any]:
