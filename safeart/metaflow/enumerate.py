@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ConfigError
 from .listing import Listing
+from .pathspec import metaflow_error
 from .stored import RecordCache, RunDatastore, StoreRef
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,12 +72,16 @@ class WholeFlows:
     def __init__(self, flows: Sequence[str], store: RunDatastore, cache: RecordCache | None,
                  *, all_namespaces: bool, rehash: bool = False) -> None:
         from metaflow import Metaflow, get_namespace
+        from metaflow.exception import MetaflowException
 
         self._provider = Metaflow().metadata
         self._store = store
         self._cache = cache
         self._rehash = rehash
-        self._namespace = None if all_namespaces else get_namespace()
+        try:
+            self._namespace = None if all_namespaces else get_namespace()
+        except MetaflowException as exc:  # e.g. no user name to make the namespace from
+            raise metaflow_error(", ".join(flows), exc) from None
         self._runs: dict[str, list[dict[str, Any]]] = {}
         self._refs: dict[str, StoreRef] = {}
         for flow in flows:

@@ -32,6 +32,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaflow import Run, Task
+    from metaflow.exception import MetaflowException
 
     from ..policy import Policy
     from .stored import RunDatastore
@@ -187,16 +188,21 @@ def resolve_tasks(
             if runs:
                 return [task for run in reversed(runs) for task in _run_tasks(run)]
     except MetaflowException as exc:
-        raise ConfigError(
-            f"{spec.object_pathspec}: {exc.headline}: {exc.message}",
-            hint="check the pathspec and the Metaflow configuration (METAFLOW_PROFILE, "
-            "metadata service, datastore root) this command runs with",
-        ) from None
+        raise metaflow_error(spec.object_pathspec, exc) from None
     if all_namespaces:
         raise ConfigError(f"flow {spec.flow} has no runs")
     raise ConfigError(
         f"flow {spec.flow} has no runs in this namespace ({get_namespace()})",
         hint="pass --all-namespaces to list every run",
+    )
+
+
+def metaflow_error(what: str, exc: "MetaflowException") -> ConfigError:
+    """The :class:`ConfigError` for a Metaflow client error met while resolving ``what``."""
+    return ConfigError(
+        f"{what}: {exc.headline}: {exc.message}",
+        hint="check the pathspec and the Metaflow configuration (METAFLOW_PROFILE, "
+        "metadata service, datastore root, USERNAME) this command runs with",
     )
 
 

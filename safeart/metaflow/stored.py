@@ -388,6 +388,11 @@ def _configured_store() -> tuple[str, str]:
     from metaflow.metaflow_config import DEFAULT_DATASTORE
 
     impl = _storage_impl(DEFAULT_DATASTORE)
-    return DEFAULT_DATASTORE, impl.get_datastore_root_from_config(
-        lambda *a, **k: None, create_on_absent=False
-    )
+    root = impl.get_datastore_root_from_config(lambda *a, **k: None, create_on_absent=False)
+    if not root:
+        raise ConfigError(
+            f"no {DEFAULT_DATASTORE} Metaflow datastore found for the current configuration",
+            hint="run from the directory holding .metaflow (local datastore) or set "
+            "METAFLOW_DATASTORE_SYSROOT_*",
+        )
+    return DEFAULT_DATASTORE, root

@@ -547,7 +547,7 @@ def test_convert_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert cli_main(["convert", str(good), str(tmp_path / "m.safetensors"),
                      "--allow", qualified_name(Net)]) == 0
     assert capsys.readouterr().out == (
-        f"converted {good} (pickle: scanned clean) -> {tmp_path / 'm.safetensors'}\n"
+        f"converted {good} (scanned clean) -> {tmp_path / 'm.safetensors'}\n"
     )
     converted = safeart.load_file(tmp_path / "m.safetensors", allow=[Net])
     x = torch.randn(2, 4)

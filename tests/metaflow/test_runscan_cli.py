@@ -4,6 +4,10 @@ output formats and usage errors, against two real runs of one flow."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,6 +107,22 @@ def test_bad_targets_are_usage_errors(flow_env: Any, capsys: pytest.CaptureFixtu
     for argv, message in cases:
         code, out = scan_cli(flow_env, capsys, *argv)
         assert code == 2 and message in out, (argv, out)
+
+
+@pytest.mark.parametrize("user", ["someone", None])
+def test_a_flow_scan_without_a_datastore_or_user_is_a_usage_error(
+    tmp_path: Path, user: str | None
+) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("USERNAME", "USER", "LOGNAME", "METAFLOW_USER")}
+    env.update(METAFLOW_DEFAULT_DATASTORE="local", METAFLOW_DEFAULT_METADATA="local",
+               **({"USERNAME": user} if user else {}))
+    out = subprocess.run([sys.executable, "-m", "safeart.cli", "scan", "NoSuchFlow"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    message = "does not exist" if user else "could not determine your user name"
+    assert "safeart scan: NoSuchFlow: " in out.stderr and message in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 GATE_FLOW = """
