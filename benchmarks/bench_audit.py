@@ -11,9 +11,10 @@ of its array. Runs are not executed: each task is written through Metaflow's own
 a local staging root, then uploaded to the bucket with the object layout and metadata
 Metaflow's S3 datastore uses. Every scan is the ``safeart`` CLI in a fresh interpreter
 (wall time includes Python start-up and imports); the table also quotes the time the scan
-itself reports. The jobs comparison scans the ``--jobs-runs`` newest runs (default 500)
-without a cache (``safeart scan AuditBenchFlow --last K --no-cache --jobs J``), so the
-fetch dominates.
+itself reports. A bare listing of the flow's prefix (what every scan lists to see objects
+rewritten in place) is timed too: the server's floor under a re-scan. The jobs comparison
+scans the ``--jobs-runs`` newest runs (default 500) without a cache (``safeart scan
+AuditBenchFlow --last K --no-cache --jobs J``), so the fetch dominates.
 
     python benchmarks/bench_audit.py [--runs N] [--jobs N] [--repeat N] [--quick]
 """
@@ -122,6 +123,25 @@ def upload(stage: Path, endpoint: str, threads: int = 16) -> int:
 
 
 # -- measurements --------------------------------------------------------------------------
+def list_prefix(endpoint: str) -> tuple[float, int]:
+    """A bare ``ListObjectsV2`` of the flow's prefix (boto3, one thread, the largest pages
+    the server gives): seconds and keys. Every scan lists it (how in-place overwrites are
+    seen), so this is the server's floor under any re-scan."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="dummy",
+                      aws_secret_access_key="dummy", region_name="us-east-1")
+    request: dict[str, Any] = {"Bucket": BUCKET, "Prefix": f"metaflow/{FLOW}/",
+                               "MaxKeys": 100_000}
+    started, keys = clock(), 0
+    while True:
+        page = s3.list_objects_v2(**request)
+        keys += len(page.get("Contents", ()))
+        if not page.get("IsTruncated"):
+            return clock() - started, keys
+        request["ContinuationToken"] = page["NextContinuationToken"]
+
+
 def scan(env: dict[str, str], cwd: Path, *argv: str) -> dict[str, Any]:
     """``safeart scan --format json ARGV`` in a fresh interpreter: wall seconds, the
     scan's own seconds and its summary."""
@@ -160,6 +180,7 @@ def main() -> None:
         again: list[dict[str, Any]] = []
         serial: list[dict[str, Any]] = []
         parallel: list[dict[str, Any]] = []
+        listed: list[tuple[float, int]] = []
         jobs = str(args.jobs)
         subset = [FLOW, "--last", str(min(runs, args.jobs_runs)), "--no-cache"]
         for i in range(args.repeat):  # A B A B: machine load hits every variant
@@ -168,6 +189,7 @@ def main() -> None:
             again.append(scan(scan_env, env.root, "--all", "--cache", cache, "--jobs", jobs))
             serial.append(scan(scan_env, env.root, *subset, "--jobs", "1"))
             parallel.append(scan(scan_env, env.root, *subset, "--jobs", jobs))
+            listed.append(list_prefix(s3["METAFLOW_S3_ENDPOINT_URL"]))
         s, r = first[-1]["summary"], again[-1]["summary"]
         if s["dangerous"] < counts["canaries"] or r["dangerous"] != s["dangerous"]:
             raise SystemExit(f"canaries not all reported: {s['dangerous']} / {r['dangerous']}")
@@ -182,6 +204,9 @@ def main() -> None:
             ["first `scan --all` (cold cache)", *med["first"], s["blobs_fetched"], "1.00×"],
             ["re-scan, warm cache", *med["again"], r["blobs_fetched"],
              ratio(med["again"][0], med["first"][0])],
+            [f"bare listing of the flow prefix ({listed[-1][1]:,} keys, boto3)",
+             median(t for t, _ in listed), "–", 0, ratio(median(t for t, _ in listed),
+                                                         med["first"][0])],
             [f"{subset[2]} runs, `--no-cache --jobs 1`", *med["serial"],
              serial[-1]["summary"]["blobs_fetched"], "–"],
             [f"{subset[2]} runs, `--no-cache --jobs {jobs}`", *med["parallel"],
@@ -193,6 +218,9 @@ def main() -> None:
               notes=[
                   f"re-scan / first: {ratio(med['again'][0], med['first'][0])} wall, "
                   f"{ratio(med['again'][1], med['first'][1])} scan time (target ≤ 0.05×)",
+                  "re-scan without the server's listing floor / first: "
+                  f"{ratio(med['again'][0] - median(t for t, _ in listed), med['first'][0])} "
+                  "wall",
                   f"jobs 1 / jobs {args.jobs}: {ratio(med['serial'][0], med['parallel'][0])} "
                   "wall",
                   f"findings: {s['dangerous']} dangerous artifacts (the {counts['canaries']} "
