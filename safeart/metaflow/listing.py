@@ -96,6 +96,9 @@ def _list_local(top: str, flow: str) -> Listing:
 #: prefix. A range of run folders asks for about as many keys as its runs should still hold
 #: (a page may run past the range's end: what it holds past it is read for nothing).
 PAGE_KEYS = 100_000
+#: S3's own page size: what is asked of a server that refuses PAGE_KEYS (SeaweedFS answers
+#: ``InvalidArgument`` above 65,535 instead of capping the page as S3 does).
+S3_PAGE_KEYS = 1000
 #: Runs per key range of the run folders, and ranges listed at once.
 RUNS_PER_RANGE = 1250
 RANGE_THREADS = 2
@@ -111,29 +114,62 @@ def _list_s3(ds_root: str, flow: str, client: Any, runs: Sequence[str]) -> Listi
     # split at every RUNS_PER_RANGE-th run id the metadata knows, and any key after them.
     before_data = sorted(prefix + run for run in runs if prefix + run < data)
     bounds = before_data[RUNS_PER_RANGE::RUNS_PER_RANGE]
-    ranges = [(prefix, after, before, RUNS_PER_RANGE)  # a range's last key may be its bound
-              for after, before in zip([None, *bounds], [b + "\0" for b in bounds] + [data])]
+    ranges = [(prefix, after, before, RUNS_PER_RANGE)
+              for after, before in zip([None, *map(_just_below, bounds)],
+                                       [b + "\0" for b in bounds] + [data])]
     ranges[-1] = (*ranges[-1][:3], len(before_data) - RUNS_PER_RANGE * len(bounds))
     ranges += [(data, None, None, 0), (prefix, data + "\U0010ffff", None, 0)]
     listing = Listing()
     strip = len(prefix) - len(flow) - 1
+    pages = Pages(client)
     with ThreadPoolExecutor(RANGE_THREADS, thread_name_prefix="safeart-list") as pool:
-        for objects in pool.map(lambda r: _list_range(client, url.netloc, *r), ranges):
+        for objects in pool.map(lambda r: _list_range(pages, url.netloc, *r), ranges):
             for key, identity in objects:
                 listing.add(key[strip:], identity)
     return listing
 
 
-def _list_range(client: Any, bucket: str, prefix: str, after: str | None, before: str | None,
-                runs: int) -> list[tuple[str, str]]:
+def _just_below(folder: str) -> str:
+    """A ``StartAfter`` for the keys in ``folder`` and after: the folder name with its last
+    character one lower, then the highest character. S3 lists every key above it in UTF-8
+    order, the folder's keys included; the folder name itself would do on S3, but SeaweedFS
+    takes ``StartAfter=folder`` to skip the folder's whole subtree."""
+    code = ord(folder[-1]) - 1
+    return folder[:-1] + chr(0xD7FF if 0xD800 <= code <= 0xDFFF else code) + "\U0010ffff"
+
+
+class Pages:
+    """``ListObjectsV2`` pages of one listing, asking for at most PAGE_KEYS keys until the
+    server refuses that many, then for S3_PAGE_KEYS (shared by the listing's ranges)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.cap = PAGE_KEYS
+
+    def get(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One page of ``request`` (its ``MaxKeys`` lowered to the cap)."""
+        request["MaxKeys"] = min(request["MaxKeys"], self.cap)
+        try:
+            return self.client.list_objects_v2(**request)
+        except Exception as err:  # botocore's ClientError, carrying the server's answer
+            code = getattr(err, "response", {}).get("Error", {}).get("Code")
+            if request["MaxKeys"] <= S3_PAGE_KEYS or code != "InvalidArgument":
+                raise
+            self.cap = S3_PAGE_KEYS
+            return self.get(request)
+
+
+def _list_range(pages: Pages, bucket: str, prefix: str, after: str | None,
+                before: str | None, runs: int) -> list[tuple[str, str]]:
     """``(key, identity)`` of the objects under ``prefix`` with ``after < key < before``
     (None: unbounded), holding about ``runs`` run folders (0: not a range of runs)."""
     found: list[tuple[str, str]] = []
-    request = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_KEYS if not runs else 1000,
+    request = {"Bucket": bucket, "Prefix": prefix,
+               "MaxKeys": PAGE_KEYS if not runs else S3_PAGE_KEYS,
                **({"StartAfter": after} if after else {})}
     seen: set[str] = set()
     while True:
-        page = client.list_objects_v2(**request)
+        page = pages.get(request)
         for obj in page.get("Contents", ()):
             if before is not None and obj["Key"] >= before:
                 return found
