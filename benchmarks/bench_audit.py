@@ -2,7 +2,8 @@
 with a warm verdict cache, and a fetch with ``--jobs 1`` vs ``--jobs N``.
 
 The datastore: ``--runs`` runs (default 5,000; ``--quick``: 50) of one flow on a moto S3
-server on 127.0.0.1, metadata local. Each run has one ``start`` task with a pickled array
+server on 127.0.0.1 (or, with ``--endpoint URL``, in a new bucket of an S3-compatible
+server already running there: SeaweedFS, MinIO, ``rclone serve s3`` ...), metadata local. Each run has one ``start`` task with a pickled array
 (16 KiB of float32, distinct per run), a pickled config dict, every third run a safeart
 blob, every run the same shared ``_graph_info`` (stored once, as Metaflow dedupes it); one
 run in 500 carries a canary payload (``builtins.open`` of a file in the temp dir) instead
@@ -17,10 +18,12 @@ scans the ``--jobs-runs`` newest runs (default 500) without a cache (``safeart s
 AuditBenchFlow --last K --no-cache --jobs J``), so the fetch dominates.
 
     python benchmarks/bench_audit.py [--runs N] [--jobs N] [--repeat N] [--quick]
+                                     [--endpoint URL]
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,17 +31,16 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 sys.path[:0] = [str(Path(__file__).resolve().parent),
                 str(Path(__file__).resolve().parents[1] / "examples"),
                 str(Path(__file__).resolve().parents[1] / "tests")]
 
 from _common import clock, fmt, header, median, parse_args, ratio, table  # noqa: E402
-from _env import example_env, moto_s3  # noqa: E402
+from _env import Env, example_env, moto_s3, s3_bucket  # noqa: E402
 
 FLOW = "AuditBenchFlow"
-BUCKET = "mfbucket"
 
 
 def _options(parser: Any) -> None:
@@ -47,10 +49,12 @@ def _options(parser: Any) -> None:
     parser.add_argument("--jobs-runs", type=int, default=500,
                         help="runs fetched by the jobs comparison")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (datastore)")
+    parser.add_argument("--endpoint", help="an S3-compatible server to use instead of moto "
+                        "(dummy credentials; a new bucket is made in it)")
 
 
 # -- the datastore -----------------------------------------------------------------------
-def populate(stage: Path, runs: int, canary_dir: Path) -> dict[str, int]:
+def populate(stage: Path, runs: int, canary_dir: Path, bucket: str) -> dict[str, int]:
     """Write ``runs`` tasks through Metaflow's datastore and metadata APIs into ``stage``
     (datastore) and the local metadata root; the metadata says the data is in S3."""
     import numpy as np
@@ -75,7 +79,7 @@ def populate(stage: Path, runs: int, canary_dir: Path) -> dict[str, int]:
         task_id = metadata.new_task_id(run_id, "start")
         metadata.register_metadata(run_id, "start", task_id, [
             MetaDatum("ds-type", "s3", "ds-type", []),
-            MetaDatum("ds-root", f"s3://{BUCKET}/metaflow", "ds-root", []),
+            MetaDatum("ds-root", f"s3://{bucket}/metaflow", "ds-root", []),
             MetaDatum("attempt", "0", "attempt", []),
         ])
         task = store.get_task_datastore(run_id, "start", task_id, attempt=0, mode="w")
@@ -101,7 +105,7 @@ def populate(stage: Path, runs: int, canary_dir: Path) -> dict[str, int]:
     return counts
 
 
-def upload(stage: Path, endpoint: str, threads: int = 16) -> int:
+def upload(stage: Path, endpoint: str, bucket: str, threads: int = 16) -> int:
     """Copy the staged datastore into the bucket (``_meta`` files become the objects'
     Metaflow user metadata, as Metaflow's S3 storage writes them)."""
     import boto3
@@ -114,7 +118,7 @@ def upload(stage: Path, endpoint: str, threads: int = 16) -> int:
         meta = path.with_name(path.name + "_meta")
         extra = ({"Metadata": {"metaflow-user-attributes": meta.read_text()}}
                  if meta.exists() else {})
-        s3.put_object(Bucket=BUCKET, Key=f"metaflow/{path.relative_to(stage)}",
+        s3.put_object(Bucket=bucket, Key=f"metaflow/{path.relative_to(stage)}",
                       Body=path.read_bytes(), **extra)
 
     with ThreadPoolExecutor(threads) as pool:
@@ -123,19 +127,21 @@ def upload(stage: Path, endpoint: str, threads: int = 16) -> int:
 
 
 # -- measurements --------------------------------------------------------------------------
-def list_prefix(endpoint: str) -> tuple[float, int]:
+def list_prefix(endpoint: str, bucket: str) -> tuple[float, int]:
     """A bare ``ListObjectsV2`` of the flow's prefix (boto3, one thread, the largest pages
     the server gives): seconds and keys. Every scan lists it (how in-place overwrites are
     seen), so this is the server's floor under any re-scan."""
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="dummy",
-                      aws_secret_access_key="dummy", region_name="us-east-1")
-    request: dict[str, Any] = {"Bucket": BUCKET, "Prefix": f"metaflow/{FLOW}/",
-                               "MaxKeys": 100_000}
+    from safeart.metaflow.listing import PAGE_KEYS, Pages
+
+    pages = Pages(boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="dummy",
+                               aws_secret_access_key="dummy", region_name="us-east-1"))
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": f"metaflow/{FLOW}/",
+                               "MaxKeys": PAGE_KEYS}
     started, keys = clock(), 0
     while True:
-        page = s3.list_objects_v2(**request)
+        page = pages.get(request)
         keys += len(page.get("Contents", ()))
         if not page.get("IsTruncated"):
             return clock() - started, keys
@@ -157,17 +163,30 @@ def scan(env: dict[str, str], cwd: Path, *argv: str) -> dict[str, Any]:
     return {"wall": wall, "seconds": summary["seconds"], "summary": summary}
 
 
+@contextlib.contextmanager
+def server(env: Env, endpoint: str | None) -> Iterator[dict[str, str]]:
+    """moto on a free port, or a new bucket on the server at ``endpoint``."""
+    if endpoint is None:
+        with moto_s3(env) as s3:
+            yield s3
+    else:
+        yield s3_bucket(endpoint, env.root.name.lower().replace("_", "-"))
+
+
 def main() -> None:
     args = parse_args(__doc__, _options)
     runs = 50 if args.quick else args.runs
-    header(f"Whole-datastore audit, {runs:,} runs on moto S3 (`bench_audit.py`)", args)
-    with example_env("bench_audit") as env, moto_s3(env) as s3:
+    name = "moto S3" if args.endpoint is None else f"the S3 server at {args.endpoint}"
+    header(f"Whole-datastore audit, {runs:,} runs on {name} (`bench_audit.py`)", args)
+    with example_env("bench_audit") as env, server(env, args.endpoint) as s3:
+        endpoint, bucket = s3["METAFLOW_S3_ENDPOINT_URL"], s3["METAFLOW_DATASTORE_SYSROOT_S3"]
+        bucket = bucket.removeprefix("s3://").split("/")[0]
         stage = env.root / "stage"
         started = clock()
-        counts = populate(stage, runs, env.root)
+        counts = populate(stage, runs, env.root, bucket)
         written = clock() - started
         started = clock()
-        objects = upload(stage, s3["METAFLOW_S3_ENDPOINT_URL"])
+        objects = upload(stage, endpoint, bucket)
         print(f"datastore: {counts} written in {written:.1f} s; {objects:,} objects "
               f"uploaded in {clock() - started:.1f} s", flush=True)
         # Every scan runs the same snapshot of the code: the scanner fingerprint (part of
@@ -189,10 +208,11 @@ def main() -> None:
             again.append(scan(scan_env, env.root, "--all", "--cache", cache, "--jobs", jobs))
             serial.append(scan(scan_env, env.root, *subset, "--jobs", "1"))
             parallel.append(scan(scan_env, env.root, *subset, "--jobs", jobs))
-            listed.append(list_prefix(s3["METAFLOW_S3_ENDPOINT_URL"]))
+            listed.append(list_prefix(endpoint, bucket))
         s, r = first[-1]["summary"], again[-1]["summary"]
         if s["dangerous"] < counts["canaries"] or r["dangerous"] != s["dangerous"]:
-            raise SystemExit(f"canaries not all reported: {s['dangerous']} / {r['dangerous']}")
+            raise SystemExit(f"not all {counts['canaries']} canaries reported: first {s}, "
+                             f"re-scan {r}")
         if r["blobs_fetched"] or r["tasks"] != s["tasks"] or s["tasks"] < runs:
             raise SystemExit(f"the warm re-scan is not incremental or lost tasks: {r}")
         if any((env.root / f"canary{i}").exists() for i in range(runs)):

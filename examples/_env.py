@@ -203,12 +203,31 @@ def example_env(name: str) -> Iterator[Env]:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def s3_bucket(endpoint: str, bucket: str) -> dict[str, str]:
+    """Create ``bucket`` on the S3-compatible server at ``endpoint`` (dummy credentials);
+    the variables that point Metaflow at it."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="dummy",
+                 aws_secret_access_key="dummy", region_name="us-east-1",
+                 ).create_bucket(Bucket=bucket)
+    print(f"   S3 endpoint {endpoint}, bucket {bucket}", flush=True)
+    return {
+        "AWS_ACCESS_KEY_ID": "dummy",
+        "AWS_SECRET_ACCESS_KEY": "dummy",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "METAFLOW_DEFAULT_DATASTORE": "s3",
+        "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://{bucket}/metaflow",
+        "METAFLOW_S3_ENDPOINT_URL": endpoint,
+    }
+
+
 @contextlib.contextmanager
 def moto_s3(env: Env, bucket: str = "mfbucket") -> Iterator[dict[str, str]]:
     """A moto S3 server on a free 127.0.0.1 port with ``bucket`` (stopped at the end);
     yields the variables that point Metaflow at it (dummy credentials)."""
-    import boto3
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -230,23 +249,7 @@ def moto_s3(env: Env, bucket: str = "mfbucket") -> Iterator[dict[str, str]]:
                 check(server.poll() is None and time.monotonic() < deadline,
                       f"moto_server did not start (see {env.root / 'moto.log'})")
                 time.sleep(0.2)
-        creds = {
-            "AWS_ACCESS_KEY_ID": "dummy",
-            "AWS_SECRET_ACCESS_KEY": "dummy",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        }
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="dummy",
-                     aws_secret_access_key="dummy", region_name="us-east-1",
-                     ).create_bucket(Bucket=bucket)
-        print(f"   S3 endpoint {endpoint}, bucket {bucket}", flush=True)
-        yield {
-            **creds,
-            "METAFLOW_DEFAULT_DATASTORE": "s3",
-            "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://{bucket}/metaflow",
-            "METAFLOW_S3_ENDPOINT_URL": endpoint,
-        }
+        yield s3_bucket(endpoint, bucket)
     finally:
         server.terminate()
         try:
