@@ -3,19 +3,19 @@ with a warm verdict cache, and a fetch with ``--jobs 1`` vs ``--jobs N``.
 
 The datastore: ``--runs`` runs (default 5,000; ``--quick``: 50) of one flow on a moto S3
 server on 127.0.0.1 (or, with ``--endpoint URL``, in a new bucket of an S3-compatible
-server already running there: SeaweedFS, MinIO, ``rclone serve s3`` ...), metadata local. Each run has one ``start`` task with a pickled array
-(16 KiB of float32, distinct per run), a pickled config dict, every third run a safeart
-blob, every run the same shared ``_graph_info`` (stored once, as Metaflow dedupes it); one
-run in 500 carries a canary payload (``builtins.open`` of a file in the temp dir) instead
-of its array. Runs are not executed: each task is written through Metaflow's own
-``TaskDataStore`` (``init_task``/``save_artifacts``/``done``) and metadata provider into
-a local staging root, then uploaded to the bucket with the object layout and metadata
-Metaflow's S3 datastore uses. Every scan is the ``safeart`` CLI in a fresh interpreter
-(wall time includes Python start-up and imports); the table also quotes the time the scan
-itself reports. A bare listing of the flow's prefix (what every scan lists to see objects
-rewritten in place) is timed too: the server's floor under a re-scan. The jobs comparison
-scans the ``--jobs-runs`` newest runs (default 500) without a cache (``safeart scan
-AuditBenchFlow --last K --no-cache --jobs J``), so the fetch dominates.
+server already running there: SeaweedFS, say), metadata local. Each run has one ``start``
+task with a pickled array (16 KiB of float32, distinct per run), a pickled config dict,
+every third run a safeart blob, every run the same shared ``_graph_info`` (stored once, as
+Metaflow dedupes it); one run in 500 carries a canary payload (``builtins.open`` of a file
+in the temp dir) instead of its array. Runs are not executed: each task is written through
+Metaflow's own ``TaskDataStore`` (``init_task``/``save_artifacts``/``done``) and metadata
+provider into a local staging root, then uploaded to the bucket with the object layout and
+metadata Metaflow's S3 datastore uses. Every scan is the ``safeart`` CLI in a fresh
+interpreter (wall time includes Python start-up and imports); the table also quotes the
+time the scan itself reports. A bare listing of the flow's prefix (what every scan lists to
+see objects rewritten in place) is timed too: the server's floor under a re-scan. The jobs
+comparison scans the ``--jobs-runs`` newest runs (default 500) without a cache (``safeart
+scan AuditBenchFlow --last K --no-cache --jobs J``), so the fetch dominates.
 
     python benchmarks/bench_audit.py [--runs N] [--jobs N] [--repeat N] [--quick]
                                      [--endpoint URL]
