@@ -164,13 +164,15 @@ def scan(env: dict[str, str], cwd: Path, *argv: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def server(env: Env, endpoint: str | None) -> Iterator[dict[str, str]]:
-    """moto on a free port, or a new bucket on the server at ``endpoint``."""
+def server(env: Env, endpoint: str | None) -> Iterator[tuple[dict[str, str], str]]:
+    """moto on a free port, or the server at ``endpoint``, with a new bucket: the
+    variables that point Metaflow at it, and the bucket's name."""
+    bucket = env.root.name.lower().replace("_", "-")  # new per run, a valid bucket name
     if endpoint is None:
-        with moto_s3(env) as s3:
-            yield s3
+        with moto_s3(env, bucket) as s3:
+            yield s3, bucket
     else:
-        yield s3_bucket(endpoint, env.root.name.lower().replace("_", "-"))
+        yield s3_bucket(endpoint, bucket), bucket
 
 
 def main() -> None:
@@ -178,9 +180,8 @@ def main() -> None:
     runs = 50 if args.quick else args.runs
     name = "moto S3" if args.endpoint is None else f"the S3 server at {args.endpoint}"
     header(f"Whole-datastore audit, {runs:,} runs on {name} (`bench_audit.py`)", args)
-    with example_env("bench_audit") as env, server(env, args.endpoint) as s3:
-        endpoint, bucket = s3["METAFLOW_S3_ENDPOINT_URL"], s3["METAFLOW_DATASTORE_SYSROOT_S3"]
-        bucket = bucket.removeprefix("s3://").split("/")[0]
+    with example_env("bench_audit") as env, server(env, args.endpoint) as (s3, bucket):
+        endpoint = s3["METAFLOW_S3_ENDPOINT_URL"]
         stage = env.root / "stage"
         started = clock()
         counts = populate(stage, runs, env.root, bucket)

@@ -1,8 +1,8 @@
 """The S3 listing of a flow's prefix (safeart.metaflow.listing) against an in-memory
-``ListObjectsV2``: every key exactly once whatever the split into key ranges, also on a
-server that reads ``StartAfter=folder`` as "skip that folder" (SeaweedFS 4.48, seen on
-loopback), and a server that refuses large pages (SeaweedFS: ``InvalidArgument`` above
-65,535 keys) is listed at S3's own page size instead of failing the audit."""
+``ListObjectsV2``: every key of the flow and none of another, whatever the split into key
+ranges, also on a server that reads ``StartAfter=folder`` as "skip that folder" (SeaweedFS
+4.48, seen on loopback); a server that refuses large pages (SeaweedFS: ``InvalidArgument``
+above 65,535 keys) is listed at S3's own page size instead of failing the audit."""
 
 from __future__ import annotations
 
