@@ -9,7 +9,8 @@ object-array header, of any length; gzip as Python's streaming ``gzip`` reader h
 joblib's legacy ZF files), and as ``joblib.load`` reads inline arrays
 (:func:`joblib_imports`: the pure-Python unpickler, real ``numpy.dtype`` on literals). Its
 ``find_class`` records ``(module, name)`` and returns the permissive
-stub of ``tests/scan/test_differential.py``; ``persistent_load`` returns it too. Nothing named
+stub of ``tests/scan/test_differential.py``; ``persistent_load`` returns it too where the
+loader has one (torch's; not ``pickle.load``'s nor joblib's, which raise). Nothing named
 in the bytes is ever imported or called.
 
 :func:`unreported` compares that with a :class:`~safeart.scan.ScanResult`: a name the victim
@@ -236,8 +237,7 @@ class _JoblibVictim(pickle._Unpickler):  # type: ignore[name-defined,misc]
             return NumpyArrayWrapper
         return _Any
 
-    def persistent_load(self, pid: Any) -> Any:
-        return _Any
+    # persistent_load stays pickle._Unpickler's, as in joblib: a persistent id raises.
 
     def load_build(self) -> None:
         import numpy
